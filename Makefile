@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgres://postgres@localhost:5432/shop
+TEST_REDIS_URL ?= redis://localhost:6379/14
+
+.PHONY: install run test lint bench-outbox clean
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+## Set up and run the whole system: web, worker, beat, relay, with demo data.
+run: install
+	$(BIN)/python scripts/run.py
+
+## Set up and run the checks and the tests (PostgreSQL and Redis on localhost).
+test: install
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/python scripts/check.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Relay and consumer throughput and latency; prints a table and writes bench/outbox.json.
+bench-outbox: install
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${BENCH_REDIS_URL:-redis://localhost:6379/13} \
+		$(BIN)/python manage.py outbox_bench --json bench/outbox.json
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,114 @@
+"""Retrying dead letters, from the admin, the API or the command line."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from outbox import lease
+from outbox.consumer import already_applied, apply, lease_name
+from outbox.message import MalformedEntry, Message
+from outbox.models import DeadLetter
+from outbox.registry import registry
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseBusy(Exception):
+    """The group's consumer kept the partition's lease for longer than we waited."""
+
+
+@dataclass
+class RetryOutcome:
+    resolved: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def _retry_one(letter: DeadLetter) -> str | None:
+    """Apply a dead letter's event now; returns None on success, else why not."""
+    try:
+        message = Message.decode(letter.fields.get("data"))
+    except MalformedEntry as exc:
+        return f"malformed stream entry: {exc}"
+    group = registry.groups.get(letter.group)
+    if group is None:
+        return f"consumer group {letter.group!r} no longer exists"
+    handler = group.handlers.get(message.type)
+    if handler is None:
+        if registry.known_type(message.type):
+            return None  # the group no longer subscribes to it: nothing to apply
+        return f"unknown event type {message.type!r}"
+    if message.version > handler.max_version:
+        return f"{message.type} v{message.version} is newer than this group handles"
+    try:
+        apply(letter.group, message, handler)
+    except Exception as exc:  # noqa: BLE001 - the error is recorded on the dead letter
+        letter.error = f"{type(exc).__name__}: {exc}"
+        letter.traceback = traceback.format_exc()
+        return letter.error
+    return None
+
+
+def retry(letter_ids: list[int], *, wait_s: float = 30.0) -> RetryOutcome:
+    """Apply dead letters again, each at most once, in each aggregate's order.
+
+    Retrying one dead letter of an aggregate retries the aggregate's open dead
+    letters from its earliest, in sequence, and stops at the first that fails
+    again: later events never overtake an earlier one. Holds the group's lease
+    on the partition meanwhile, so the live consumer does not interleave.
+    Raises ``DeadLetter.DoesNotExist`` for an unknown id and ``LeaseBusy`` when
+    the lease is not free within ``wait_s``.
+    """
+    outcome = RetryOutcome()
+    stuck: set[tuple[str, str, str]] = set()  # aggregates whose earliest letter failed again
+    for letter_id in letter_ids:
+        if letter_id in outcome.resolved or letter_id in outcome.failed:
+            continue
+        letter = DeadLetter.objects.get(pk=letter_id)
+        aggregate = (letter.group, letter.aggregate_type, letter.aggregate_id)
+        if letter.status != DeadLetter.Status.DEAD or (letter.aggregate_id and aggregate in stuck):
+            continue
+        with lease.held(lease_name(letter.group), letter.partition, wait_s=wait_s) as got:
+            if not got:
+                raise LeaseBusy(f"group {letter.group} partition {letter.partition} is busy")
+            if letter.aggregate_id:
+                chain = list(
+                    DeadLetter.objects.filter(
+                        group=letter.group,
+                        status=DeadLetter.Status.DEAD,
+                        aggregate_type=letter.aggregate_type,
+                        aggregate_id=letter.aggregate_id,
+                    ).order_by("sequence", "id")
+                )
+            else:
+                chain = [letter]
+            for item in chain:
+                if item.event_id and already_applied(item.group, item.event_id):
+                    error = None
+                else:
+                    error = _retry_one(item)
+                item.attempts += 1
+                if error is None:
+                    item.status = DeadLetter.Status.RESOLVED
+                    item.resolved_at = timezone.now()
+                    item.save(update_fields=["status", "resolved_at", "attempts"])
+                    outcome.resolved.append(item.pk)
+                    continue
+                item.error = error
+                item.reason = f"retry failed: {error}"[:500]
+                item.save(update_fields=["attempts", "error", "traceback", "reason"])
+                outcome.failed[item.pk] = error
+                logger.warning("dead letter #%s retry failed: %s", item.pk, error)
+                stuck.add(aggregate)
+                break
+    return outcome
+
+
+def retry_all(*, group: str | None = None) -> RetryOutcome:
+    qs = DeadLetter.objects.filter(status=DeadLetter.Status.DEAD)
+    if group:
+        qs = qs.filter(group=group)
+    return retry(list(qs.order_by("sequence", "id").values_list("pk", flat=True)))

@@ -1,0 +1,89 @@
+"""Writing events to the outbox, in the transaction of the change they describe."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from pydantic import ValidationError
+
+from outbox import context
+from outbox.errors import InvalidEvent, NotInTransaction
+from outbox.registry import Event, registry
+
+logger = logging.getLogger(__name__)
+
+
+def partition_for(aggregate_type: str, aggregate_id: str) -> int:
+    """The stream partition of an aggregate: stable across processes and restarts."""
+    key = f"{aggregate_type}:{aggregate_id}".encode()
+    return zlib.crc32(key) % settings.OUTBOX_PARTITIONS
+
+
+def publish(event: Event, *, using: str = "default") -> int:
+    """Append ``event`` to the outbox within the caller's open transaction.
+
+    The event becomes visible to the relay only when that transaction commits,
+    and disappears with it on rollback. Returns the row's global sequence number.
+
+    Raises ``NotInTransaction`` outside ``transaction.atomic()`` and
+    ``InvalidEvent`` when the event is not a registered type or its payload,
+    once turned into JSON, no longer matches its schema. Nothing is written then.
+    """
+    from outbox.models import OutboxEvent
+
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        raise NotInTransaction(
+            f"publish({event.name}) must run inside transaction.atomic(), "
+            "so the event commits or rolls back with the change it describes"
+        )
+    cls = type(event)
+    if registry.events.get((cls.name, cls.version)) is not cls:
+        raise InvalidEvent(f"{cls.__qualname__} is not a registered event type")
+    payload = event.payload()
+    try:
+        # What consumers will see is the JSON form: check that it still fits.
+        cls.model_validate(payload, strict=False)
+    except ValidationError as exc:
+        raise InvalidEvent(f"{cls.name} v{cls.version}: {exc}") from exc
+
+    aggregate_id = event.aggregate_id()
+    last = (
+        OutboxEvent.objects.using(using)
+        .filter(aggregate_type=cls.aggregate_type, aggregate_id=aggregate_id)
+        .order_by("-aggregate_version")
+        .values_list("aggregate_version", flat=True)
+        .first()
+    )
+    row = OutboxEvent.objects.using(using).create(
+        event_type=cls.name,
+        version=cls.version,
+        aggregate_type=cls.aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=(last or 0) + 1,
+        partition=partition_for(cls.aggregate_type, aggregate_id),
+        payload=payload,
+        headers=context.current().headers(),
+        occurred_at=timezone.now(),
+    )
+    if settings.OUTBOX_WAKE_ON_COMMIT:
+        _wake_relay_on_commit(connection, using)
+    return row.pk
+
+
+def _wake_relay_on_commit(connection, using: str) -> None:
+    if any(func is _wake_relay for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_wake_relay, using=using, robust=True)
+
+
+def _wake_relay() -> None:
+    # After commit, outside any transaction. A failure here loses nothing: the
+    # beat schedule polls the outbox anyway.
+    from outbox import tasks
+
+    tasks.wake_relay()

@@ -1,0 +1,178 @@
+"""Event types, upcasters and consumer handlers, declared in code and collected at start-up.
+
+Each app declares the events it publishes in its ``events.py`` (subclasses of
+:class:`Event`) and the events it reacts to in its ``handlers.py`` (functions
+decorated with :meth:`ConsumerGroup.handler`). ``OutboxConfig.ready`` imports
+both modules of every installed app, so the registries are complete before the
+first event is published or consumed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from outbox.errors import ConfigurationError
+
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[A-Z][A-Za-z0-9]*$")
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+
+class Event(BaseModel):
+    """A domain event: a small, immutable, past-tense fact with a versioned schema.
+
+    Subclasses set ``name`` (``app.EventName``), ``version``, ``aggregate_type``
+    and ``aggregate_id_field`` (the field whose value identifies the aggregate,
+    which orders its events and picks its stream partition). Fields are the
+    payload; constructing an event with values that break its schema raises
+    ``pydantic.ValidationError``. Decimals travel as strings and datetimes as
+    ISO strings in UTC.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    aggregate_type: ClassVar[str]
+    aggregate_id_field: ClassVar[str]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        registry.register_event(cls)
+
+    def aggregate_id(self) -> str:
+        return str(getattr(self, self.aggregate_id_field))
+
+    def payload(self) -> Payload:
+        """The payload as JSON primitives."""
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Handler:
+    group: str
+    event_type: str
+    min_version: int
+    max_version: int
+    func: Callable[[Any], None]
+
+
+@dataclass
+class ConsumerGroup:
+    """A consuming app's subscription: one Redis consumer group and its handlers.
+
+    Declare it once in the app's ``handlers.py`` and decorate each handler::
+
+        consumer = ConsumerGroup("inventory")
+
+        @consumer.handler("orders.OrderCreated", versions=(1, 2))
+        def on_order_created(message: Message) -> None: ...
+
+    A handler receives the event upcast to at least ``versions[0]``; an event
+    newer than ``versions[1]`` becomes a dead letter instead of being guessed at.
+    """
+
+    name: str
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not GROUP_NAME.match(self.name):
+            raise ConfigurationError(f"invalid consumer group name {self.name!r}")
+        registry.register_group(self)
+
+    def handler(
+        self, event_type: str, *, versions: int | tuple[int, int] = 1
+    ) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+        low, high = (versions, versions) if isinstance(versions, int) else versions
+        if not EVENT_NAME.match(event_type):
+            raise ConfigurationError(f"invalid event type {event_type!r}")
+        if not 1 <= low <= high:
+            raise ConfigurationError(f"invalid version range {versions!r} for {event_type}")
+
+        def decorate(func: Callable[[Any], None]) -> Callable[[Any], None]:
+            if event_type in self.handlers:
+                raise ConfigurationError(f"{self.name} handles {event_type} twice")
+            self.handlers[event_type] = Handler(self.name, event_type, low, high, func)
+            return func
+
+        return decorate
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.events: dict[tuple[str, int], type[Event]] = {}
+        self.upcasters: dict[tuple[str, int], Upcaster] = {}
+        self.groups: dict[str, ConsumerGroup] = {}
+
+    def register_event(self, cls: type[Event]) -> None:
+        name = cls.__dict__.get("name")
+        if name is None:  # an abstract intermediate class
+            return
+        if not EVENT_NAME.match(name):
+            raise ConfigurationError(f"event name {name!r} must look like 'app.EventName'")
+        for attr in ("aggregate_type", "aggregate_id_field"):
+            if not isinstance(getattr(cls, attr, None), str):
+                raise ConfigurationError(f"{name} must set {attr}")
+        if cls.aggregate_id_field not in cls.model_fields:
+            raise ConfigurationError(f"{name}.aggregate_id_field names no field")
+        key = (name, cls.version)
+        existing = self.events.get(key)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ConfigurationError(f"{name} v{cls.version} is declared twice")
+        self.events[key] = cls
+
+    def register_upcaster(self, event_type: str, from_version: int, func: Upcaster) -> None:
+        key = (event_type, from_version)
+        if key in self.upcasters:
+            raise ConfigurationError(f"{event_type} v{from_version} has two upcasters")
+        self.upcasters[key] = func
+
+    def register_group(self, group: ConsumerGroup) -> None:
+        existing = self.groups.get(group.name)
+        if existing is not None and existing is not group:
+            raise ConfigurationError(f"consumer group {group.name!r} is declared twice")
+        self.groups[group.name] = group
+
+    def known_type(self, event_type: str) -> bool:
+        return any(name == event_type for name, _ in self.events) or any(
+            name == event_type for name, _ in self.upcasters
+        )
+
+    def upcast(self, event_type: str, version: int, payload: Payload, target: int) -> Payload:
+        """Raise ``payload`` from ``version`` to ``target`` through the registered upcasters."""
+        while version < target:
+            step = self.upcasters.get((event_type, version))
+            if step is None:
+                raise LookupError(f"no upcaster for {event_type} from v{version} to v{version + 1}")
+            payload = step(payload)
+            version += 1
+        return payload
+
+    def subscriptions(self) -> dict[str, set[str]]:
+        """Each group's subscribed event types."""
+        return {name: set(group.handlers) for name, group in self.groups.items()}
+
+
+registry = Registry()
+
+
+def upcaster(event_type: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Declare how a payload of ``from_version`` becomes one of ``from_version + 1``.
+
+    Upcasters live beside the event types in the publishing app's ``events.py``:
+    the publisher knows how its schema evolved, consumers only ask for a version.
+    """
+
+    def decorate(func: Upcaster) -> Upcaster:
+        registry.register_upcaster(event_type, from_version, func)
+        return func
+
+    return decorate

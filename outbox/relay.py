@@ -1,0 +1,131 @@
+"""The relay: moves committed outbox rows to Redis Streams, in order, at least once.
+
+Per partition, one relay at a time holds the lease. It reads the oldest
+unpublished rows (by status, never by "id greater than the last one seen": ids
+are taken at insert but become visible at commit, so a slow transaction's lower
+id would be skipped), appends them with one pipelined XADD round trip, then
+marks them published. A crash between the two republishes the batch later;
+consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from outbox import lease, streams
+from outbox.message import encode_row
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "id, event_id, event_type, version, aggregate_type, aggregate_id, aggregate_version, "
+    "occurred_at, {payload}, {headers}"
+)
+SELECT_BATCH = {
+    "postgresql": (
+        f"SELECT {_COLUMNS.format(payload='payload::text', headers='headers::text')} "
+        "FROM outbox_outboxevent WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
+    ),
+    "sqlite": (
+        f"SELECT {_COLUMNS.format(payload='payload', headers='headers')} "
+        "FROM outbox_outboxevent WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
+    ),
+}
+
+
+@dataclass
+class RelayResult:
+    published: int = 0
+    batches: int = 0
+    busy: bool = False  # another relay holds the partition's lease
+
+
+def _mark(cursor, ids: list[int], *, error: str = "") -> None:
+    if connection.vendor == "postgresql":
+        where, params = "id = ANY(%s)", [ids]
+    else:
+        where, params = f"id IN ({', '.join(['%s'] * len(ids))})", list(ids)
+    if error:
+        cursor.execute(
+            f"UPDATE outbox_outboxevent SET attempts = attempts + 1, last_error = %s WHERE {where}",  # noqa: S608
+            [error[:2000], *params],
+        )
+    else:
+        cursor.execute(
+            "UPDATE outbox_outboxevent SET published_at = %s, attempts = attempts + 1, "
+            f"last_error = '' WHERE {where}",
+            [timezone.now(), *params],
+        )
+
+
+def relay_batch(
+    partition: int, *, client: redis.Redis | None = None, batch_size: int | None = None
+) -> int:
+    """Publish one batch of the partition's oldest unpublished events; returns how many.
+
+    The caller holds the partition's relay lease.
+    """
+    client = client or streams.get_redis()
+    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+    stream = streams.stream_name(partition)
+    failure: redis.RedisError | None = None
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(SELECT_BATCH[connection.vendor], [partition, batch_size])
+            rows = cursor.fetchall()
+            if not rows:
+                return 0
+            ids = [row[0] for row in rows]
+            pipe = client.pipeline(transaction=False)
+            for row in rows:
+                pipe.xadd(stream, encode_row(row))
+            try:
+                pipe.execute()
+            except redis.RedisError as exc:
+                # Not marked published: the batch goes again on the next run.
+                failure = exc
+                _mark(cursor, ids, error=f"{type(exc).__name__}: {exc}")
+            else:
+                _mark(cursor, ids)
+    if failure is not None:
+        logger.warning("relay: XADD to %s failed: %s", stream, failure)
+        raise failure
+    return len(rows)
+
+
+def relay_partition(
+    partition: int,
+    *,
+    client: redis.Redis | None = None,
+    max_seconds: float = 5.0,
+    batch_size: int | None = None,
+    on_batch=None,
+) -> RelayResult:
+    """Relay a partition until it is drained or ``max_seconds`` have passed."""
+    result = RelayResult()
+    client = client or streams.get_redis()
+    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+    deadline = time.monotonic() + max_seconds
+    with lease.held("outbox.relay", partition) as got:
+        if not got:
+            result.busy = True
+            return result
+        client.delete(streams.key("bell", "relay", partition))
+        while time.monotonic() < deadline:
+            count = relay_batch(partition, client=client, batch_size=batch_size)
+            if count == 0:
+                break
+            result.published += count
+            result.batches += 1
+            if on_batch is not None:
+                on_batch(partition)
+            if count < batch_size:
+                break
+    return result

@@ -1,0 +1,41 @@
+from outbox import Event, upcaster
+
+
+class ThingHappened(Event):
+    """A probe event: ``step`` numbers events of one thing; ``kind`` selects behaviour."""
+
+    name = "probe.ThingHappened"
+    version = 1
+    aggregate_type = "thing"
+    aggregate_id_field = "thing_id"
+
+    thing_id: int
+    step: int
+    kind: str = "ok"
+
+
+class ThingRenamed(Event):
+    name = "probe.ThingRenamed"
+    version = 1
+    aggregate_type = "thing"
+    aggregate_id_field = "thing_id"
+
+    thing_id: int
+    name: str  # v1: one string
+
+
+class ThingRenamedV2(Event):
+    name = "probe.ThingRenamed"
+    version = 2
+    aggregate_type = "thing"
+    aggregate_id_field = "thing_id"
+
+    thing_id: int
+    first: str
+    last: str
+
+
+@upcaster("probe.ThingRenamed", from_version=1)
+def thing_renamed_v1_to_v2(payload: dict) -> dict:
+    first, _, last = payload["name"].partition(" ")
+    return {"thing_id": payload["thing_id"], "first": first, "last": last}

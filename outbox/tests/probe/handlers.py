@@ -1,0 +1,52 @@
+"""Two probe groups record each effect; ``kind`` in the payload selects a behaviour.
+
+- "ok": record the effect.
+- "fail": raise while the Switch ``fail`` is on (fixable fault).
+- "block": wait on the PostgreSQL advisory lock 4242 (a test holds it to park a worker).
+"""
+
+from django.db import connection
+
+from outbox import ConsumerGroup, Message
+from outbox.tests.probe.models import Effect, Switch
+
+alpha = ConsumerGroup("probe-alpha")
+beta = ConsumerGroup("probe-beta")
+
+
+class ProbeFault(Exception):
+    pass
+
+
+def _record(group: str, message: Message) -> None:
+    kind = message.payload.get("kind", "ok")
+    if kind == "fail" and Switch.objects.filter(kind="fail", on=True).exists():
+        raise ProbeFault(f"probe fault for thing {message.aggregate_id}")
+    if kind == "block":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(4242)")
+            cursor.execute("SELECT pg_advisory_unlock(4242)")
+    Effect.objects.create(
+        group=group,
+        event_id=message.event_id,
+        aggregate_id=message.aggregate_id,
+        sequence=message.sequence,
+        step=message.payload.get("step"),
+        version_seen=message.version,
+        payload=message.payload,
+    )
+
+
+@alpha.handler("probe.ThingHappened")
+def alpha_thing_happened(message: Message) -> None:
+    _record("probe-alpha", message)
+
+
+@beta.handler("probe.ThingHappened")
+def beta_thing_happened(message: Message) -> None:
+    _record("probe-beta", message)
+
+
+@alpha.handler("probe.ThingRenamed", versions=(2, 2))
+def alpha_thing_renamed(message: Message) -> None:
+    _record("probe-alpha", message)
