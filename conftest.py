@@ -22,3 +22,115 @@ def _isolated_streams(settings):
 @pytest.fixture
 def redis_client():
     return streams.get_redis()
+
+
+def wait_for(condition, *, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
+    """Poll ``condition`` until it returns a truthy value or ``timeout`` passes (then fail)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+def process_env(settings, **extra: str) -> dict[str, str]:
+    """Environment for a child process that sees this test's database and Redis keys."""
+    import os
+
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="shop.test_settings",
+        DATABASE_URL=(
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        REDIS_URL=settings.REDIS_URL,
+        OUTBOX_STREAM_PREFIX=settings.OUTBOX_STREAM_PREFIX,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A real ``celery -A shop worker`` (with embedded beat) in a child process."""
+
+    def __init__(self, settings, tmp_path, name: str, *, beat: bool = True, **extra: str) -> None:
+        import subprocess
+        import sys
+
+        self.log = tmp_path / f"{name}.log"
+        self.queue = f"{settings.OUTBOX_STREAM_PREFIX}-q"
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "shop",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=2",
+            "--pool=prefork",
+            f"--hostname={name}@%h",
+            "-Q",
+            self.queue,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if beat:
+            args += ["-B", "--schedule", str(tmp_path / f"{name}-beat")]
+        env = process_env(settings, CELERY_TASK_DEFAULT_QUEUE=self.queue, **extra)
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: "ready." in self.log.read_text() or self.proc.poll() is not None,
+            timeout=60,
+            message=f"celery worker {name} to start",
+        )
+        if self.proc.poll() is not None:
+            pytest.fail(f"celery worker {name} exited:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes, as a crash would."""
+        import os
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+    stop = kill
+
+
+@pytest.fixture
+def celery_worker(settings, tmp_path):
+    """Start real Celery workers (web-side wake-ups on commit enabled) for end-to-end tests."""
+    workers: list[Worker] = []
+
+    def start(name: str = "w1", **kwargs) -> Worker:
+        worker = Worker(settings, tmp_path, name, **kwargs)
+        workers.append(worker)
+        return worker
+
+    from shop.celery import app
+
+    settings.OUTBOX_WAKE_ON_COMMIT = True
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = f"{settings.OUTBOX_STREAM_PREFIX}-q"
+    yield start
+    app.conf.task_default_queue = default_queue
+    for worker in workers:
+        worker.stop()

@@ -28,7 +28,7 @@ class Cause:
         }
 
 
-_current: ContextVar[Cause] = ContextVar("outbox_cause", default=Cause())
+_current: ContextVar[Cause] = ContextVar("outbox_cause", default=Cause())  # noqa: B039 - Cause is frozen
 
 
 def current() -> Cause:

@@ -10,6 +10,7 @@ consumers deduplicate.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -24,19 +25,30 @@ from outbox.message import encode_row
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS = (
-    "id, event_id, event_type, version, aggregate_type, aggregate_id, aggregate_version, "
-    "occurred_at, {payload}, {headers}"
-)
 SELECT_BATCH = {
     "postgresql": (
-        f"SELECT {_COLUMNS.format(payload='payload::text', headers='headers::text')} "
-        "FROM outbox_outboxevent WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
+        "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
+        "aggregate_version, occurred_at, payload::text, headers::text FROM outbox_outboxevent "
+        "WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
     ),
     "sqlite": (
-        f"SELECT {_COLUMNS.format(payload='payload', headers='headers')} "
-        "FROM outbox_outboxevent WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
+        "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
+        "aggregate_version, occurred_at, payload, headers FROM outbox_outboxevent "
+        "WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
     ),
+}
+# The ids go as one array parameter (a JSON array on SQLite): one statement per batch.
+MARK_PUBLISHED = {
+    "postgresql": "UPDATE outbox_outboxevent SET published_at = %s, attempts = attempts + 1, "
+    "last_error = '' WHERE id = ANY(%s)",
+    "sqlite": "UPDATE outbox_outboxevent SET published_at = %s, attempts = attempts + 1, "
+    "last_error = '' WHERE id IN (SELECT value FROM json_each(%s))",
+}
+MARK_FAILED = {
+    "postgresql": "UPDATE outbox_outboxevent SET attempts = attempts + 1, last_error = %s "
+    "WHERE id = ANY(%s)",
+    "sqlite": "UPDATE outbox_outboxevent SET attempts = attempts + 1, last_error = %s "
+    "WHERE id IN (SELECT value FROM json_each(%s))",
 }
 
 
@@ -48,21 +60,12 @@ class RelayResult:
 
 
 def _mark(cursor, ids: list[int], *, error: str = "") -> None:
-    if connection.vendor == "postgresql":
-        where, params = "id = ANY(%s)", [ids]
-    else:
-        where, params = f"id IN ({', '.join(['%s'] * len(ids))})", list(ids)
+    vendor = connection.vendor
+    param = ids if vendor == "postgresql" else json.dumps(ids)
     if error:
-        cursor.execute(
-            f"UPDATE outbox_outboxevent SET attempts = attempts + 1, last_error = %s WHERE {where}",  # noqa: S608
-            [error[:2000], *params],
-        )
+        cursor.execute(MARK_FAILED[vendor], [error[:2000], param])
     else:
-        cursor.execute(
-            "UPDATE outbox_outboxevent SET published_at = %s, attempts = attempts + 1, "
-            f"last_error = '' WHERE {where}",
-            [timezone.now(), *params],
-        )
+        cursor.execute(MARK_PUBLISHED[vendor], [timezone.now(), param])
 
 
 def relay_batch(
