@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
+
+from django.utils import timezone
 
 from outbox import streams
-from outbox.consumer import consume
+from outbox.consumer import apply, consume
+from outbox.message import Message
 from outbox.registry import registry
 from outbox.relay import relay_partition
 
@@ -33,3 +38,34 @@ def drain(*, groups: list[str] | None = None, max_rounds: int = 50, timeout_s: f
         if time.monotonic() > deadline:
             break
     raise AssertionError("the outbox did not settle")
+
+
+def deliver(
+    group: str,
+    event_type: str,
+    payload: dict,
+    *,
+    aggregate_type: str = "test",
+    aggregate_id: str | int = "1",
+    version: int = 1,
+    event_id: uuid.UUID | None = None,
+) -> bool:
+    """Apply one event to a group's handler as the consumer would, without a stream.
+
+    For a test of one app's handlers with another app's event, whose class it may
+    not import. The payload goes through a JSON round trip first. Returns False
+    when the group had already applied ``event_id``; raises what the handler raises.
+    """
+    handler = registry.groups[group].handlers[event_type]
+    message = Message(
+        event_id=event_id or uuid.uuid4(),
+        type=event_type,
+        version=version,
+        aggregate_type=aggregate_type,
+        aggregate_id=str(aggregate_id),
+        aggregate_version=1,
+        sequence=0,
+        occurred_at=timezone.now(),
+        payload=json.loads(json.dumps(payload)),
+    )
+    return apply(group, message, handler)
