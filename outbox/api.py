@@ -1,0 +1,168 @@
+"""Staff endpoints to inspect and operate the outbox."""
+
+from __future__ import annotations
+
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from outbox import deadletters, replay
+from outbox.models import DeadLetter, OutboxEvent
+from outbox.status import status as outbox_status
+from shop.errors import Conflict, NotFound
+
+
+class StatusView(APIView):
+    permission_classes = [IsAdminUser]
+
+    def get(self, request: Request) -> Response:
+        return Response(outbox_status())
+
+
+class EventListView(ListAPIView):
+    """The event log, newest first. Filters: type, aggregate (TYPE or TYPE:ID), published, since, until."""
+
+    permission_classes = [IsAdminUser]
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = OutboxEvent
+            fields = [
+                "id",
+                "event_id",
+                "event_type",
+                "version",
+                "aggregate_type",
+                "aggregate_id",
+                "aggregate_version",
+                "partition",
+                "payload",
+                "headers",
+                "occurred_at",
+                "published_at",
+                "attempts",
+                "last_error",
+            ]
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        qs = OutboxEvent.objects.order_by("-id")
+        if params.get("type"):
+            qs = qs.filter(event_type=params["type"])
+        if params.get("aggregate"):
+            agg_type, _, agg_id = params["aggregate"].partition(":")
+            qs = qs.filter(aggregate_type=agg_type)
+            if agg_id:
+                qs = qs.filter(aggregate_id=agg_id)
+        if "published" in params:
+            flag = params["published"].lower()
+            if flag not in ("true", "false"):
+                raise ValidationError({"published": ["must be true or false"]})
+            qs = qs.filter(published_at__isnull=flag == "false")
+        for name, lookup in (("since", "occurred_at__gte"), ("until", "occurred_at__lte")):
+            if params.get(name):
+                when = parse_datetime(params[name])
+                if when is None:
+                    raise ValidationError({name: ["not an ISO datetime"]})
+                qs = qs.filter(**{lookup: when})
+        return qs
+
+
+class DeadLetterListView(ListAPIView):
+    """Dead letters, newest first. Filters: status (dead, resolved), group."""
+
+    permission_classes = [IsAdminUser]
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = DeadLetter
+            fields = [
+                "id",
+                "status",
+                "group",
+                "event_id",
+                "event_type",
+                "aggregate_type",
+                "aggregate_id",
+                "sequence",
+                "reason",
+                "error",
+                "traceback",
+                "attempts",
+                "created_at",
+                "resolved_at",
+            ]
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        qs = DeadLetter.objects.order_by("-id")
+        if params.get("status"):
+            if params["status"] not in DeadLetter.Status.values:
+                raise ValidationError({"status": [f"one of {', '.join(DeadLetter.Status.values)}"]})
+            qs = qs.filter(status=params["status"])
+        if params.get("group"):
+            qs = qs.filter(group=params["group"])
+        return qs
+
+
+class DeadLetterRetryView(APIView):
+    permission_classes = [IsAdminUser]
+
+    def post(self, request: Request, pk: int) -> Response:
+        try:
+            letter = DeadLetter.objects.get(pk=pk)
+        except DeadLetter.DoesNotExist:
+            raise NotFound(f"no dead letter #{pk}") from None
+        if letter.status != DeadLetter.Status.DEAD:
+            raise Conflict(f"dead letter #{pk} is already {letter.status}")
+        try:
+            outcome = deadletters.retry([pk])
+        except deadletters.LeaseBusy as exc:
+            raise Conflict(f"{exc}; try again in a moment") from None
+        return Response({"resolved": outcome.resolved, "failed": outcome.failed})
+
+
+class ReplayView(APIView):
+    """Republish events matching the filters; ``dry_run`` only counts them."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        type = serializers.CharField(required=False, max_length=200)
+        aggregate = serializers.CharField(required=False, max_length=200)
+        group = serializers.CharField(required=False, max_length=100)
+        dry_run = serializers.BooleanField(default=False)
+
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        flt = replay.ReplayFilter(
+            since=values.get("since"),
+            until=values.get("until"),
+            event_type=values.get("type"),
+            aggregate=values.get("aggregate"),
+            group=values.get("group"),
+        )
+        try:
+            qs = replay.select(flt)
+        except ValueError as exc:
+            field = "group" if "group" in str(exc) else "non_field_errors"
+            raise ValidationError({field: [str(exc)]}) from None
+        matched = qs.count()
+        republished = 0 if values["dry_run"] else replay.replay(qs)
+        return Response(
+            {"matched": matched, "republished": republished, "dry_run": values["dry_run"]},
+            status=status.HTTP_200_OK,
+        )
