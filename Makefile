@@ -21,8 +21,15 @@ run: install
 
 ## Set up and run the checks and the tests (PostgreSQL and Redis on localhost).
 test: install
-	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(BIN)/python scripts/check.py
+	bash scripts/services.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	export DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)}; \
+	$(BIN)/python manage.py check --fail-level WARNING && \
+	$(BIN)/python manage.py makemigrations --check --dry-run && \
+	DJANGO_SETTINGS_MODULE=shop.test_settings $(BIN)/python manage.py makemigrations probe --check --dry-run && \
+	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
