@@ -1,0 +1,60 @@
+"""The shipments API: customers see their own shipments; staff see all and dispatch."""
+
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from shipping import selectors, services
+from shipping.models import Shipment
+
+
+class ShipmentOutputSerializer(serializers.ModelSerializer):
+    order = serializers.IntegerField(source="order_id")
+
+    class Meta:
+        model = Shipment
+        fields = ["id", "order", "status", "tracking_number", "created_at", "dispatched_at"]
+
+
+class ShipmentListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class FilterSerializer(serializers.Serializer):
+        order = serializers.IntegerField(required=False, min_value=1)
+
+    OutputSerializer = ShipmentOutputSerializer
+
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        shipments = selectors.shipment_list(
+            user_id=request.user.pk,
+            is_staff=request.user.is_staff,
+            order_id=filters.validated_data.get("order"),
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(shipments, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class ShipmentDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+    OutputSerializer = ShipmentOutputSerializer
+
+    def get(self, request: Request, shipment_id: int) -> Response:
+        shipment = selectors.shipment_get(
+            user_id=request.user.pk, is_staff=request.user.is_staff, shipment_id=shipment_id
+        )
+        return Response(self.OutputSerializer(shipment).data)
+
+
+class ShipmentDispatchApi(APIView):
+    permission_classes = [IsAdminUser]
+    OutputSerializer = ShipmentOutputSerializer
+
+    def post(self, request: Request, shipment_id: int) -> Response:
+        shipment = services.shipment_dispatch(shipment_id=shipment_id)
+        return Response(self.OutputSerializer(shipment).data)
