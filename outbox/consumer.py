@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from outbox import context, lease, streams
 from outbox.message import MalformedEntry, Message
-from outbox.models import DeadLetter, DeliveryFailure
+from outbox.models import DeadLetter, DeliveryFailure, InboxEntry
 from outbox.registry import Handler, registry
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ INSERT_INBOX = (
 )
 
 
-class Retry(Exception):
-    """Raised by a handler that wants its event delivered again later (counts as an attempt)."""
+_EVENT_ID_FIELD = InboxEntry._meta.get_field("event_id")
 
 
 @dataclass
@@ -87,7 +86,8 @@ def apply(group: str, message: Message, handler: Handler) -> bool:
         )
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(INSERT_INBOX, [group, message.event_id, message.type, timezone.now()])
+            event_id = _EVENT_ID_FIELD.get_db_prep_value(message.event_id, connection)
+            cursor.execute(INSERT_INBOX, [group, event_id, message.type, timezone.now()])
             if cursor.fetchone() is None:
                 return False
         with context.caused_by(
@@ -100,8 +100,6 @@ def apply(group: str, message: Message, handler: Handler) -> bool:
 
 
 def already_applied(group: str, event_id) -> bool:
-    from outbox.models import InboxEntry
-
     return InboxEntry.objects.filter(group=group, event_id=event_id).exists()
 
 

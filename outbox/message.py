@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 FIELDS = ("id", "type", "v", "agg", "agg_id", "agg_v", "seq", "at", "payload", "headers")
@@ -90,7 +90,15 @@ def encode_row(row: tuple) -> dict[str, str | int]:
         "agg_id": agg_id,
         "agg_v": agg_v,
         "seq": seq,
-        "at": occurred_at if isinstance(occurred_at, str) else occurred_at.isoformat(),
+        "at": _iso_utc(occurred_at),
         "payload": payload if isinstance(payload, str) else json.dumps(payload),
         "headers": headers if isinstance(headers, str) else json.dumps(headers),
     }
+
+
+def _iso_utc(value: datetime | str) -> str:
+    if isinstance(value, str):  # SQLite returns text
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:  # stored in UTC; some drivers hand it back naive
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
