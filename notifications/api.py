@@ -1,0 +1,45 @@
+"""The notifications API: each customer reads their own messages."""
+
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications import selectors
+from notifications.models import Notification
+
+
+class NotificationListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.ModelSerializer):
+        order = serializers.IntegerField(source="order_id", allow_null=True)
+
+        class Meta:
+            model = Notification
+            fields = ["id", "kind", "subject", "order", "created_at"]
+
+    def get(self, request: Request) -> Response:
+        notifications = selectors.notification_list(customer_id=request.user.pk)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(notifications, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class NotificationDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.ModelSerializer):
+        order = serializers.IntegerField(source="order_id", allow_null=True)
+
+        class Meta:
+            model = Notification
+            fields = ["id", "kind", "subject", "body", "order", "email_sent", "created_at"]
+
+    def get(self, request: Request, notification_id: int) -> Response:
+        notification = selectors.notification_get(
+            customer_id=request.user.pk, notification_id=notification_id
+        )
+        return Response(self.OutputSerializer(notification).data)

@@ -1,0 +1,113 @@
+"""Sending notifications: the record is written in the caller's transaction, the email after it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from notifications import messages
+from notifications.models import Notification
+
+logger = logging.getLogger(__name__)
+
+
+def notification_send(
+    *,
+    customer_id: int,
+    kind: str,
+    order_id: int | None,
+    event_id: uuid.UUID,
+    context: Mapping[str, Any],
+) -> Notification:
+    """Record a notification for a customer and email it once the transaction commits.
+
+    Idempotent: a second call for the same event, or for news already told (the
+    same kind for the same order, a second welcome), returns the first record
+    and sends nothing. The address is looked up in the user model
+    by ``customer_id`` when sending (events carry no personal data); a customer
+    without a user or an email address gets the record only (``email_sent``
+    stays False) and a log line. A rolled-back transaction sends nothing.
+    Raises ``KeyError`` for an unknown ``kind`` or a context that lacks what it needs.
+    """
+    with transaction.atomic():
+        existing = _notification_existing(
+            customer_id=customer_id, kind=kind, order_id=order_id, event_id=event_id
+        )
+        if existing is not None:
+            logger.info(
+                "%s for customer %s (order %s) was sent already as notification %s",
+                kind,
+                customer_id,
+                order_id,
+                existing.pk,
+            )
+            return existing
+        user = get_user_model().objects.filter(pk=customer_id).first()
+        subject, body = messages.render(
+            kind,
+            order_id=order_id,
+            context=context,
+            name=user.get_username() if user is not None else None,
+        )
+        try:
+            with transaction.atomic():
+                notification = Notification.objects.create(
+                    customer_id=customer_id,
+                    kind=kind,
+                    subject=subject,
+                    body=body,
+                    order_id=order_id,
+                    event_id=event_id,
+                )
+        except IntegrityError:
+            # A concurrent delivery of the same news committed first.
+            existing = _notification_existing(
+                customer_id=customer_id, kind=kind, order_id=order_id, event_id=event_id
+            )
+            if existing is None:
+                raise
+            return existing
+        address = getattr(user, "email", "") if user is not None else ""
+        if not address:
+            logger.warning(
+                "customer %s has no %s: notification %s recorded but not emailed",
+                customer_id,
+                "email address" if user is not None else "user account",
+                notification.pk,
+            )
+            return notification
+        transaction.on_commit(
+            partial(_email_send_after_commit, notification.pk, subject, body, address),
+            robust=True,
+        )
+        return notification
+
+
+def _notification_existing(
+    *, customer_id: int, kind: str, order_id: int | None, event_id: uuid.UUID
+) -> Notification | None:
+    same_news = (
+        Q(kind=kind, customer_id=customer_id)
+        if kind == Notification.Kind.WELCOME
+        else Q(kind=kind, order_id=order_id)
+    )
+    return Notification.objects.filter(Q(event_id=event_id) | same_news).first()
+
+
+def _email_send_after_commit(notification_id: int, subject: str, body: str, address: str) -> None:
+    # Runs after the record committed: a mail server that fails now cannot undo
+    # the record, and the event is not retried; the flag says what happened.
+    try:
+        send_mail(subject, body, None, [address])
+    except OSError:
+        logger.exception("emailing notification %s failed", notification_id)
+        return
+    Notification.objects.filter(pk=notification_id).update(email_sent=True)
