@@ -1,0 +1,146 @@
+"""Admin for orders: everything is read-only history; changes go through the services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from orders import selectors, services
+from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
+from shop.errors import DomainError
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and replicas: viewable, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    fields = ["sku", "name", "unit_price", "quantity"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "customer_id",
+        "status",
+        "total",
+        "currency",
+        "stock_reserved",
+        "payment_captured",
+        "cancel_reason_code",
+        "created_at",
+    ]
+    list_filter = ["status", "cancel_reason_code", "created_at"]
+    search_fields = ["=id", "=customer_id"]
+    date_hierarchy = "created_at"
+    inlines = [OrderLineInline]
+    fields = [
+        "id",
+        "customer_id",
+        "status",
+        "total",
+        "currency",
+        "payment_token",
+        "stock_reserved",
+        "payment_captured",
+        "cancel_reason_code",
+        "cancel_reason",
+        "created_at",
+        "updated_at",
+        "timeline",
+    ]
+    readonly_fields = fields
+    actions = ["cancel_selected_orders"]
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        # The page itself is read-only; cancelling goes through the service.
+        return request.user.has_perm("orders.change_order")
+
+    @admin.display(description="timeline")
+    def timeline(self, order: Order) -> str:
+        entries = selectors.order_timeline(order_id=order.pk)
+        if not entries:
+            return "No events yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (entry.occurred_at.isoformat(), entry.event_type, json.dumps(entry.data))
+                for entry in entries
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>occurred at</th><th>event</th><th>data</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.action(description="Cancel selected orders", permissions=["cancel"])
+    def cancel_selected_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        cancelled, refused = 0, []
+        for order_id in queryset.values_list("pk", flat=True):
+            try:
+                services.order_cancel(order_id=order_id, reason=services.STAFF_CANCEL_REASON)
+            except DomainError as exc:
+                refused.append(f"#{order_id}: {exc.message}")
+            else:
+                cancelled += 1
+        if cancelled:
+            self.message_user(request, f"Cancelled {cancelled} order(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not cancelled: {'; '.join(refused)}", messages.WARNING)
+
+
+@admin.register(OrderLine)
+class OrderLineAdmin(ReadOnlyAdmin):
+    list_display = ["id", "order", "sku", "name", "unit_price", "quantity"]
+    list_filter = ["sku"]
+    search_fields = ["sku", "name", "=order__id"]
+    list_select_related = ["order"]
+
+
+@admin.register(CatalogueItem)
+class CatalogueItemAdmin(ReadOnlyAdmin):
+    list_display = ["sku", "name", "price", "updated_at"]
+    search_fields = ["sku", "name"]
+    ordering = ["sku"]
+
+
+@admin.register(TimelineEntry)
+class TimelineEntryAdmin(ReadOnlyAdmin):
+    list_display = ["sequence", "order_id", "event_type", "occurred_at", "event_id"]
+    list_filter = ["event_type"]
+    search_fields = ["=order_id", "=event_id"]
+    ordering = ["-sequence", "-id"]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyAdmin):
+    list_display = ["key", "customer_id", "order", "created_at"]
+    search_fields = ["key", "=customer_id", "=order__id"]
+    list_select_related = ["order"]

@@ -1,0 +1,212 @@
+"""The orders REST API: place, list, view and cancel orders.
+
+Views translate HTTP to one service or selector call; ``shop.api.exception_handler``
+turns ``shop.errors`` into 400/404/409.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from orders import selectors, services
+from orders.models import Order
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: numbers are not silently turned into text."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer, and only an integer: not "3", 3.0 or true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class LineOutputSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    quantity = serializers.IntegerField()
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    customer_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    cancel_reason = serializers.CharField()
+    cancel_reason_code = serializers.CharField()
+    lines = LineOutputSerializer(many=True, source="lines.all")
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class TimelineOutputSerializer(serializers.Serializer):
+    type = serializers.CharField(source="event_type")
+    occurred_at = serializers.DateTimeField()
+    data = serializers.JSONField()
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    """An order with its timeline, which the view passes in the context (a separate read)."""
+
+    timeline = serializers.SerializerMethodField()
+
+    @extend_schema_field(TimelineOutputSerializer(many=True))
+    def get_timeline(self, order: Order) -> list[dict[str, Any]]:
+        return TimelineOutputSerializer(self.context["timeline"], many=True).data
+
+
+PaginatedOrdersSerializer = inline_serializer(
+    name="PaginatedOrders",
+    fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": OrderOutputSerializer(many=True),
+    },
+)
+
+
+def _customer_scope(request: Request) -> int | None:
+    """Staff see every order; a customer only their own."""
+    return None if request.user.is_staff else request.user.pk
+
+
+def _render_detail(order: Order) -> dict[str, Any]:
+    timeline = selectors.order_timeline(order_id=order.pk)
+    return OrderDetailOutputSerializer(order, context={"timeline": timeline}).data
+
+
+class OrderCollectionApi(APIView):
+    """``GET`` lists the reader's orders; ``POST`` places one. Two operations, one URL."""
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
+
+    class PlaceInputSerializer(serializers.Serializer):
+        """An order request. A sku listed twice is rejected, not merged: one line per product."""
+
+        class LineInputSerializer(serializers.Serializer):
+            sku = StrictCharField(max_length=services.MAX_SKU_LENGTH)
+            quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+
+        lines = LineInputSerializer(many=True, allow_empty=False, max_length=services.MAX_LINES)
+        payment_token = StrictCharField(
+            max_length=services.MAX_PAYMENT_TOKEN_LENGTH, required=False
+        )
+
+        def validate_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            skus = [line["sku"] for line in lines]
+            repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
+            if repeated:
+                raise serializers.ValidationError(
+                    f"each sku may appear only once; repeated: {', '.join(repeated)}"
+                )
+            return lines
+
+    @extend_schema(
+        operation_id="orders_list",
+        parameters=[FilterSerializer],
+        responses=PaginatedOrdersSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        orders = selectors.order_list(
+            customer_id=_customer_scope(request), status=filters.validated_data.get("status")
+        )
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="orders_place",
+        request=PlaceInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Repeat a request safely: the same key and body return the same "
+                "order (200); the same key with another body is refused (409).",
+            )
+        ],
+        responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not 1 <= len(key) <= services.MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise serializers.ValidationError(
+                {
+                    IDEMPOTENCY_HEADER: [
+                        f"must be 1 to {services.MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+                    ]
+                }
+            )
+        data = self.PlaceInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        placed = services.order_place(
+            customer_id=request.user.pk,
+            lines=[
+                services.LineIn(sku=line["sku"], quantity=line["quantity"])
+                for line in data.validated_data["lines"]
+            ],
+            payment_token=data.validated_data.get("payment_token", services.DEFAULT_PAYMENT_TOKEN),
+            idempotency_key=key,
+        )
+        return Response(
+            OrderOutputSerializer(placed.order).data,
+            status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,
+            headers={"Location": reverse("orders:detail", args=[placed.order.pk])},
+        )
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(operation_id="orders_retrieve", responses=OrderDetailOutputSerializer)
+    def get(self, request: Request, order_id: int) -> Response:
+        order = selectors.order_get(order_id=order_id, customer_id=_customer_scope(request))
+        return Response(_render_detail(order))
+
+
+class OrderCancelApi(APIView):
+    @extend_schema(
+        operation_id="orders_cancel", request=None, responses=OrderDetailOutputSerializer
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        scope = _customer_scope(request)
+        order = services.order_cancel(
+            order_id=order_id,
+            customer_id=scope,
+            reason=services.CUSTOMER_CANCEL_REASON
+            if scope is not None
+            else services.STAFF_CANCEL_REASON,
+        )
+        return Response(_render_detail(order))

@@ -1,0 +1,168 @@
+"""What orders reacts to.
+
+Two consumer groups:
+
+- ``orders`` moves orders through the saga and keeps the catalogue replica.
+  An event that does not fit the order's state (``Conflict``) is ignored with
+  a log line: it is a late or repeated reply, not a fault worth retrying.
+- ``orders-timeline`` projects every event that concerns an order into the
+  timeline read model. It is a separate group so the projection keeps its own
+  position in the log and can be rebuilt without touching the saga.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orders import services
+from outbox import ConsumerGroup, Message
+from shop.errors import Conflict
+
+logger = logging.getLogger(__name__)
+
+consumer = ConsumerGroup("orders")
+timeline = ConsumerGroup("orders-timeline")
+
+
+def _ignored(message: Message, exc: Conflict) -> None:
+    logger.info(
+        "orders ignored %s %s for order %s: %s",
+        message.type,
+        message.event_id,
+        message.payload.get("order_id"),
+        exc.message,
+    )
+
+
+@consumer.handler("inventory.StockReserved")
+def on_stock_reserved(message: Message) -> None:
+    try:
+        services.order_record_stock_result(order_id=message.payload["order_id"], reserved=True)
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
+@consumer.handler("inventory.StockReservationFailed")
+def on_stock_reservation_failed(message: Message) -> None:
+    payload = message.payload
+    try:
+        services.order_record_stock_result(
+            order_id=payload["order_id"],
+            reserved=False,
+            reason=_out_of_stock_reason(payload),
+        )
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
+@consumer.handler("payments.PaymentProcessed")
+def on_payment_processed(message: Message) -> None:
+    try:
+        services.order_record_payment_result(order_id=message.payload["order_id"], captured=True)
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
+@consumer.handler("payments.PaymentFailed")
+def on_payment_failed(message: Message) -> None:
+    payload = message.payload
+    reason = str(payload.get("reason") or "declined").rstrip(".")
+    try:
+        services.order_record_payment_result(
+            order_id=payload["order_id"], captured=False, reason=f"Payment failed: {reason}."
+        )
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
+@consumer.handler("shipping.OrderShipped")
+def on_order_shipped(message: Message) -> None:
+    try:
+        services.order_mark_shipped(order_id=message.payload["order_id"])
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
+@consumer.handler("inventory.ProductChanged")
+def on_product_changed(message: Message) -> None:
+    payload = message.payload
+    services.catalogue_upsert(sku=payload["sku"], name=payload["name"], price=payload["price"])
+
+
+def _out_of_stock_reason(payload: dict) -> str:
+    """Human text for the customer: which products were short, and by how much."""
+    short = [
+        f"{item['sku']} (requested {item['requested']}, available {item['available']})"
+        for item in payload.get("unavailable") or []
+    ]
+    if short:
+        return f"Out of stock: {', '.join(short)}."
+    reason = str(payload.get("reason") or "not enough stock").rstrip(".")
+    return f"Out of stock: {reason}."
+
+
+# --- the timeline projection: every event that concerns an order ------------------------
+
+
+@timeline.handler("orders.OrderCreated")
+def timeline_order_created(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("orders.OrderConfirmed")
+def timeline_order_confirmed(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("orders.OrderCancelled")
+def timeline_order_cancelled(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("inventory.StockReserved")
+def timeline_stock_reserved(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("inventory.StockReservationFailed")
+def timeline_stock_reservation_failed(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("inventory.StockReleased")
+def timeline_stock_released(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("payments.PaymentProcessed")
+def timeline_payment_processed(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("payments.PaymentFailed")
+def timeline_payment_failed(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("payments.PaymentRefunded")
+def timeline_payment_refunded(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("shipping.ShipmentCreated")
+def timeline_shipment_created(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("shipping.OrderShipped")
+def timeline_order_shipped(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+@timeline.handler("shipping.ShipmentCancelled")
+def timeline_shipment_cancelled(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+# What the projection is built from; ``timeline_rebuild`` reads the log for these.
+TIMELINE_EVENT_TYPES: tuple[str, ...] = tuple(timeline.handlers)

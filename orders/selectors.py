@@ -1,0 +1,31 @@
+"""Reads of orders' tables. ``customer_id=None`` means a staff reader who sees every order."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from orders.models import Order, TimelineEntry
+from shop.errors import NotFound
+
+
+def order_list(*, customer_id: int | None, status: str | None = None) -> QuerySet[Order]:
+    """The orders a reader may see, newest first, with their lines prefetched."""
+    orders = Order.objects.prefetch_related("lines").order_by("-created_at", "-id")
+    if customer_id is not None:
+        orders = orders.filter(customer_id=customer_id)
+    if status:
+        orders = orders.filter(status=status)
+    return orders
+
+
+def order_get(*, order_id: int, customer_id: int | None) -> Order:
+    """One order the reader may see; raises ``NotFound`` for a missing or someone else's order."""
+    order = order_list(customer_id=customer_id).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def order_timeline(*, order_id: int) -> QuerySet[TimelineEntry]:
+    """Everything that happened to an order, in commit order."""
+    return TimelineEntry.objects.filter(order_id=order_id).order_by("sequence", "id")

@@ -1,0 +1,415 @@
+"""Every change to orders' tables, one function per use case.
+
+Each service runs in one ``transaction.atomic()`` block (not durable: handlers
+call services inside their own transaction) and publishes its events there.
+Services that change an order lock its row first, so two writers (say the
+stock and the payment reply arriving together) take turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+import outbox
+from orders.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderLinePayload
+from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
+from orders.states import Action, next_status
+from shop.errors import Conflict, DomainError, NotFound
+
+logger = logging.getLogger(__name__)
+
+CURRENCY = "EUR"
+DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test-gateway token name, not a secret
+MAX_LINES = 50
+MAX_QUANTITY = 100
+MAX_SKU_LENGTH = 64
+MAX_PAYMENT_TOKEN_LENGTH = 100
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# The largest amount a DecimalField(max_digits=12, decimal_places=2) holds.
+MAX_TOTAL = Decimal("9999999999.99")
+CENT = Decimal("0.01")
+
+CUSTOMER_CANCEL_REASON = "Cancelled at the customer's request."
+STAFF_CANCEL_REASON = "Cancelled by staff."
+
+
+@dataclass(frozen=True)
+class LineIn:
+    """One requested line: which product and how many."""
+
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """The result of ``order_place``: the order, and False when an idempotent replay found it."""
+
+    order: Order
+    created: bool
+
+
+class _IdempotencyKeyTaken(Exception):
+    """A concurrent request committed the same Idempotency-Key first."""
+
+
+# --- placing an order ---------------------------------------------------------------
+
+
+def order_place(
+    *,
+    customer_id: int,
+    lines: Sequence[LineIn],
+    payment_token: str = DEFAULT_PAYMENT_TOKEN,
+    idempotency_key: str | None = None,
+) -> PlacedOrder:
+    """Place an order (PENDING), priced from the catalogue replica, and publish OrderCreated.
+
+    Lines must be 1..50, each with a distinct sku and a quantity of 1..100; a sku
+    appearing twice is rejected rather than merged, so the caller states exactly
+    what it wants. With an ``idempotency_key``, the first request for that
+    customer and key places the order and any later one with the same lines and
+    token returns that same order (``created=False``) without placing another,
+    also when both requests race.
+
+    Raises ``DomainError`` (field "lines", "payment_token" or "idempotency_key")
+    for invalid input or a sku unknown to the catalogue, and ``Conflict`` when
+    the key was used before with a different request. Nothing is written then.
+    """
+    wanted = _validated_lines(lines)
+    _validate_payment_token(payment_token)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise DomainError(
+            f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters", field="idempotency_key"
+        )
+    fingerprint = request_fingerprint(lines=wanted, payment_token=payment_token)
+    try:
+        with transaction.atomic():
+            if idempotency_key is not None:
+                earlier = _order_for_key(customer_id, idempotency_key, fingerprint)
+                if earlier is not None:
+                    return PlacedOrder(order=earlier, created=False)
+            order = _order_create(
+                customer_id=customer_id, lines=wanted, payment_token=payment_token
+            )
+            if idempotency_key is not None:
+                try:
+                    with transaction.atomic():
+                        IdempotencyKey.objects.create(
+                            customer_id=customer_id,
+                            key=idempotency_key,
+                            request_fingerprint=fingerprint,
+                            order=order,
+                        )
+                except IntegrityError:
+                    # The unique index made us wait for a concurrent request with
+                    # the same key, which committed: undo ours and answer with its order.
+                    raise _IdempotencyKeyTaken from None
+            return PlacedOrder(order=order, created=True)
+    except _IdempotencyKeyTaken:
+        earlier = _order_for_key(customer_id, str(idempotency_key), fingerprint)
+        if earlier is None:  # pragma: no cover - the winner committed, so its row is visible
+            raise Conflict("a concurrent request with this Idempotency-Key failed") from None
+        return PlacedOrder(order=earlier, created=False)
+
+
+def request_fingerprint(*, lines: Sequence[LineIn], payment_token: str) -> str:
+    """A hash of the canonical request: lines sorted by sku (their order does not matter)."""
+    canonical = {
+        "lines": sorted([line.sku, line.quantity] for line in lines),
+        "payment_token": payment_token,
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _validated_lines(lines: Sequence[LineIn]) -> list[LineIn]:
+    if not lines:
+        raise DomainError("an order needs at least one line", field="lines")
+    if len(lines) > MAX_LINES:
+        raise DomainError(f"an order has at most {MAX_LINES} lines", field="lines")
+    seen: set[str] = set()
+    for line in lines:
+        if not isinstance(line.sku, str) or not 1 <= len(line.sku) <= MAX_SKU_LENGTH:
+            raise DomainError(f"sku must be 1 to {MAX_SKU_LENGTH} characters", field="lines")
+        if (
+            isinstance(line.quantity, bool)
+            or not isinstance(line.quantity, int)
+            or not 1 <= line.quantity <= MAX_QUANTITY
+        ):
+            raise DomainError(
+                f"quantity of {line.sku} must be an integer from 1 to {MAX_QUANTITY}",
+                field="lines",
+            )
+        if line.sku in seen:
+            raise DomainError(f"sku {line.sku} appears more than once", field="lines")
+        seen.add(line.sku)
+    return list(lines)
+
+
+def _validate_payment_token(payment_token: str) -> None:
+    if (
+        not isinstance(payment_token, str)
+        or not 1 <= len(payment_token) <= MAX_PAYMENT_TOKEN_LENGTH
+    ):
+        raise DomainError(
+            f"must be 1 to {MAX_PAYMENT_TOKEN_LENGTH} characters", field="payment_token"
+        )
+
+
+def _order_for_key(customer_id: int, key: str, fingerprint: str) -> Order | None:
+    row = (
+        IdempotencyKey.objects.filter(customer_id=customer_id, key=key)
+        .select_related("order")
+        .first()
+    )
+    if row is None:
+        return None
+    if row.request_fingerprint != fingerprint:
+        raise Conflict("this Idempotency-Key was already used with a different request")
+    return row.order
+
+
+def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) -> Order:
+    catalogue = CatalogueItem.objects.in_bulk([line.sku for line in lines], field_name="sku")
+    unknown = [line.sku for line in lines if line.sku not in catalogue]
+    if unknown:
+        raise DomainError(f"unknown sku: {', '.join(unknown)}", field="lines")
+    total = sum(
+        (catalogue[line.sku].price * line.quantity for line in lines), start=Decimal("0")
+    ).quantize(CENT)
+    if total > MAX_TOTAL:
+        raise DomainError("the order total is too large", field="lines")
+
+    order = Order.objects.create(
+        customer_id=customer_id,
+        status=Order.Status.PENDING,
+        total=total,
+        currency=CURRENCY,
+        payment_token=payment_token,
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            sku=line.sku,
+            name=catalogue[line.sku].name,
+            unit_price=catalogue[line.sku].price,
+            quantity=line.quantity,
+        )
+        for line in lines
+    )
+    outbox.publish(
+        OrderCreated(
+            order_id=order.pk,
+            customer_id=order.customer_id,
+            lines=_line_payloads(order),
+            total=_money(order.total),
+            currency=order.currency,
+            payment_token=order.payment_token,
+        )
+    )
+    return order
+
+
+# --- the saga's replies ----------------------------------------------------------------
+
+
+def order_record_stock_result(*, order_id: int, reserved: bool, reason: str = "") -> Order:
+    """Record inventory's answer for a PENDING order.
+
+    Reserved: the order is confirmed (OrderConfirmed) if its payment is captured
+    too, else it keeps waiting; a repeated success changes nothing. Not reserved:
+    the order is cancelled with reason_code "out_of_stock" (OrderCancelled).
+
+    Raises ``NotFound`` for an unknown order and ``Conflict`` when the order is
+    no longer PENDING (nothing changes then).
+    """
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        next_status(order.status, Action.RECORD_STOCK_RESULT)
+        if not reserved:
+            _order_cancel(
+                order,
+                reason=reason or "Out of stock.",
+                reason_code=Order.CancelReasonCode.OUT_OF_STOCK,
+            )
+        elif not order.stock_reserved:
+            order.stock_reserved = True
+            order.save(update_fields=["stock_reserved", "updated_at"])
+            _order_confirm_if_ready(order)
+        return order
+
+
+def order_record_payment_result(*, order_id: int, captured: bool, reason: str = "") -> Order:
+    """Record payments' answer for a PENDING order.
+
+    Captured: the order is confirmed (OrderConfirmed) if its stock is reserved
+    too, else it keeps waiting; a repeated success changes nothing. Failed: the
+    order is cancelled with reason_code "payment_failed" (OrderCancelled).
+
+    Raises ``NotFound`` for an unknown order and ``Conflict`` when the order is
+    no longer PENDING (nothing changes then).
+    """
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        next_status(order.status, Action.RECORD_PAYMENT_RESULT)
+        if not captured:
+            _order_cancel(
+                order,
+                reason=reason or "Payment failed.",
+                reason_code=Order.CancelReasonCode.PAYMENT_FAILED,
+            )
+        elif not order.payment_captured:
+            order.payment_captured = True
+            order.save(update_fields=["payment_captured", "updated_at"])
+            _order_confirm_if_ready(order)
+        return order
+
+
+def _order_confirm_if_ready(order: Order) -> None:
+    if not (order.stock_reserved and order.payment_captured):
+        return
+    order.status = next_status(order.status, Action.CONFIRM)
+    order.save(update_fields=["status", "updated_at"])
+    outbox.publish(
+        OrderConfirmed(
+            order_id=order.pk,
+            customer_id=order.customer_id,
+            lines=_line_payloads(order),
+            total=_money(order.total),
+        )
+    )
+
+
+# --- cancelling and shipping ------------------------------------------------------------
+
+
+def order_cancel(
+    *, order_id: int, customer_id: int | None = None, reason: str = CUSTOMER_CANCEL_REASON
+) -> Order:
+    """Cancel a PENDING or CONFIRMED order on request and publish OrderCancelled.
+
+    ``customer_id`` restricts the call to that customer's orders; staff pass
+    None. The reason_code is "customer_request"; inventory and payments give
+    back what they hold for the order when they see the event.
+
+    Raises ``NotFound`` for an unknown order or another customer's, and
+    ``Conflict`` when the order is SHIPPED or CANCELLED (nothing changes then).
+    """
+    with transaction.atomic():
+        order = _order_lock(order_id, customer_id=customer_id)
+        _order_cancel(
+            order,
+            reason=reason or CUSTOMER_CANCEL_REASON,
+            reason_code=Order.CancelReasonCode.CUSTOMER_REQUEST,
+        )
+        return order
+
+
+def order_mark_shipped(*, order_id: int) -> Order:
+    """Mark a CONFIRMED order SHIPPED (shipping dispatched it). Publishes nothing.
+
+    Raises ``NotFound`` for an unknown order and ``Conflict`` when it is not
+    CONFIRMED (nothing changes then).
+    """
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        order.status = next_status(order.status, Action.SHIP)
+        order.save(update_fields=["status", "updated_at"])
+        return order
+
+
+def _order_cancel(order: Order, *, reason: str, reason_code: str) -> None:
+    previous = order.status
+    order.status = next_status(order.status, Action.CANCEL)
+    order.cancel_reason = reason
+    order.cancel_reason_code = reason_code
+    order.save(update_fields=["status", "cancel_reason", "cancel_reason_code", "updated_at"])
+    outbox.publish(
+        OrderCancelled(
+            order_id=order.pk,
+            customer_id=order.customer_id,
+            reason=reason,
+            reason_code=reason_code,
+            previous_status=previous,
+        )
+    )
+
+
+def _order_lock(order_id: int, *, customer_id: int | None = None) -> Order:
+    orders = Order.objects.select_for_update().filter(pk=order_id)
+    if customer_id is not None:
+        orders = orders.filter(customer_id=customer_id)
+    order = orders.first()
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def _line_payloads(order: Order) -> list[OrderLinePayload]:
+    return [
+        OrderLinePayload(
+            sku=line.sku,
+            name=line.name,
+            unit_price=_money(line.unit_price),
+            quantity=line.quantity,
+        )
+        for line in order.lines.order_by("id")
+    ]
+
+
+def _money(amount: Decimal) -> str:
+    return str(Decimal(amount).quantize(CENT))
+
+
+# --- the catalogue replica --------------------------------------------------------------
+
+
+def catalogue_upsert(*, sku: str, name: str, price: Decimal | str) -> CatalogueItem:
+    """Create or update the replica of a product (from inventory.ProductChanged).
+
+    Idempotent: applying the same product state twice leaves one identical row.
+    Raises ``DomainError`` for a negative or malformed price.
+    """
+    try:
+        amount = Decimal(price).quantize(CENT)
+    except ArithmeticError:
+        raise DomainError(f"price {price!r} is not a decimal", field="price") from None
+    if not amount.is_finite() or amount < 0:
+        raise DomainError(f"price {price!r} is not a valid amount", field="price")
+    with transaction.atomic():
+        item, _ = CatalogueItem.objects.update_or_create(
+            sku=sku, defaults={"name": name, "price": amount}
+        )
+        return item
+
+
+# --- the timeline read model -------------------------------------------------------------
+
+
+def timeline_apply(*, message: outbox.Message) -> bool:
+    """Project one event into the timeline of the order named by ``payload["order_id"]``.
+
+    Idempotent: an event already in the timeline (same event id) is left as it
+    is and False is returned. Used by the live consumer and by
+    ``timeline_rebuild`` alike, so both build the same rows.
+    """
+    with transaction.atomic():
+        _, created = TimelineEntry.objects.get_or_create(
+            event_id=message.event_id,
+            defaults={
+                "order_id": int(message.payload["order_id"]),
+                "event_type": message.type,
+                "occurred_at": message.occurred_at,
+                "sequence": message.sequence,
+                "data": message.payload,
+            },
+        )
+        return created
