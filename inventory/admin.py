@@ -14,12 +14,19 @@ from inventory.models import Product, Reservation, ReservationLine
 from shop.errors import DomainError
 
 
-class ProductAdminForm(forms.ModelForm):
-    # Only used when adding: afterwards stock changes by restocking, orders and shipping.
+class ProductChangeForm(forms.ModelForm):
+    price = forms.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+
+    class Meta:
+        model = Product
+        fields = ["name", "price"]
+
+
+class ProductAddForm(ProductChangeForm):
+    # Stock is set only when adding: afterwards it changes by restocking, orders and shipping.
     stock = forms.IntegerField(
         min_value=0, max_value=services.MAX_STOCK_CHANGE, initial=0, help_text="Units on hand."
     )
-    price = forms.DecimalField(max_digits=12, decimal_places=2, min_value=0)
 
     class Meta:
         model = Product
@@ -51,12 +58,17 @@ class AvailabilityFilter(admin.SimpleListFilter):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    form = ProductAdminForm
     list_display = ["sku", "name", "price", "on_hand", "reserved", "available", "updated_at"]
     list_filter = [AvailabilityFilter]
     search_fields = ["sku", "name"]
     ordering = ["sku"]
     actions = ["restock"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Product | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        kwargs["form"] = ProductAddForm if obj is None else ProductChangeForm
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Product | None = None) -> list[str]:
         if obj is None:
