@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "shop",
     "outbox",
     "orders",
@@ -116,6 +117,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Shop API",
     "DESCRIPTION": "An event-driven shop built on a transactional outbox.",
     "VERSION": "1.0.0",
+    # Serve Swagger UI from this server, not a CDN: the docs work offline too.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Redis, Celery and the outbox -------------------------------------------

@@ -1,0 +1,20 @@
+import pytest
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_health_reports_database_and_redis():
+    response = Client().get("/health/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db
+def test_openapi_schema_and_docs_are_served():
+    schema = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {"/api/orders/", "/api/products/", "/api/outbox/status/"} <= set(paths)
+    docs = Client().get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
