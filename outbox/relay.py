@@ -57,6 +57,7 @@ class RelayResult:
     published: int = 0
     batches: int = 0
     busy: bool = False  # another relay holds the partition's lease
+    more: bool = False  # stopped by the time limit with rows left
 
 
 def _mark(cursor, ids: list[int], *, error: str = "") -> None:
@@ -131,4 +132,6 @@ def relay_partition(
                 on_batch(partition)
             if count < batch_size:
                 break
+        else:
+            result.more = True
     return result

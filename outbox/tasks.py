@@ -57,7 +57,7 @@ def relay_partition(*, partition: int) -> int:
     for _ in range(ROUNDS):
         result = run(partition, on_batch=wake_consumers)
         published += result.published
-        if result.busy or not client.exists(bell):
+        if result.busy or not (result.more or client.exists(bell)):
             return published
     wake_relay(partition)
     return published
