@@ -111,6 +111,7 @@ class Registry:
         self.events: dict[tuple[str, int], type[Event]] = {}
         self.upcasters: dict[tuple[str, int], Upcaster] = {}
         self.groups: dict[str, ConsumerGroup] = {}
+        self.types: set[str] = set()  # every event type with a schema or an upcaster
 
     def register_event(self, cls: type[Event]) -> None:
         name = cls.__dict__.get("name")
@@ -128,12 +129,14 @@ class Registry:
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ConfigurationError(f"{name} v{cls.version} is declared twice")
         self.events[key] = cls
+        self.types.add(name)
 
     def register_upcaster(self, event_type: str, from_version: int, func: Upcaster) -> None:
         key = (event_type, from_version)
         if key in self.upcasters:
             raise ConfigurationError(f"{event_type} v{from_version} has two upcasters")
         self.upcasters[key] = func
+        self.types.add(event_type)
 
     def register_group(self, group: ConsumerGroup) -> None:
         existing = self.groups.get(group.name)
@@ -142,9 +145,7 @@ class Registry:
         self.groups[group.name] = group
 
     def known_type(self, event_type: str) -> bool:
-        return any(name == event_type for name, _ in self.events) or any(
-            name == event_type for name, _ in self.upcasters
-        )
+        return event_type in self.types
 
     def upcast(self, event_type: str, version: int, payload: Payload, target: int) -> Payload:
         """Raise ``payload`` from ``version`` to ``target`` through the registered upcasters."""
