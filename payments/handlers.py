@@ -1,0 +1,24 @@
+"""What payments does when orders report something."""
+
+from outbox import ConsumerGroup, Message
+from payments import services
+
+consumer = ConsumerGroup("payments")
+
+
+@consumer.handler("orders.OrderCreated")
+def on_order_created(message: Message) -> None:
+    payload = message.payload
+    services.payment_charge_for_order(
+        order_id=payload["order_id"],
+        customer_id=payload["customer_id"],
+        amount=payload["total"],
+        currency=payload.get("currency", "EUR"),
+        # No token is no card: the gateway refuses it rather than charging a default.
+        payment_token=payload.get("payment_token", ""),
+    )
+
+
+@consumer.handler("orders.OrderCancelled")
+def on_order_cancelled(message: Message) -> None:
+    services.payment_refund_for_order(order_id=message.payload["order_id"])
