@@ -138,8 +138,14 @@ def _dead_letter(
         run.blocked[(message.aggregate_type, message.aggregate_id)] = letter.pk
 
 
-def _process(run: _Run, entry_id: str, fields: dict | None, result: ConsumeResult) -> bool:
-    """Handle one entry. True: acknowledge it. False: leave it pending and stop."""
+def _process(
+    run: _Run, entry_id: str, fields: dict | None, result: ConsumeResult, *, fresh: bool
+) -> bool:
+    """Handle one entry. True: acknowledge it. False: leave it pending and stop.
+
+    ``fresh`` entries were just read for the first time, so no failure is recorded
+    for them yet: only entries re-read from the pending list need that lookup.
+    """
     group = registry.groups[run.group]
     try:
         message = Message.decode(fields)
@@ -172,9 +178,13 @@ def _process(run: _Run, entry_id: str, fields: dict | None, result: ConsumeResul
             result.dead_lettered += 1
         return True
 
-    failure = DeliveryFailure.objects.filter(
-        group=run.group, stream=run.stream, entry_id=entry_id
-    ).first()
+    failure = (
+        None
+        if fresh
+        else DeliveryFailure.objects.filter(
+            group=run.group, stream=run.stream, entry_id=entry_id
+        ).first()
+    )
     if failure is not None and failure.next_attempt_at > timezone.now():
         result.retry_at = failure.next_attempt_at
         return False
@@ -282,7 +292,7 @@ def consume(
             acks = []
             stopped = False
             for entry_id, fields in entries:
-                if not _process(run, entry_id, fields, result):
+                if not _process(run, entry_id, fields, result, fresh=start == ">"):
                     stopped = True
                     break
                 acks.append(entry_id)
