@@ -1,1 +1,9 @@
-urlpatterns: list = []
+from django.urls import path
+
+from shop import views
+
+urlpatterns = [
+    path("customers/", views.CustomerSignUpApi.as_view(), name="customer-sign-up"),
+    path("customers/me/", views.CustomerMeApi.as_view(), name="customer-me"),
+    path("auth/token/", views.AuthTokenApi.as_view(), name="auth-token"),
+]
