@@ -1,10 +1,11 @@
 """The catalogue (anyone) and product and stock management (staff)."""
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from inventory import selectors, services
@@ -22,17 +23,29 @@ class ProductOutputSerializer(serializers.Serializer):
 
 
 class StaffProductOutputSerializer(ProductOutputSerializer):
+    """What staff see: the stock levels behind ``available`` too."""
+
     on_hand = serializers.IntegerField()
     reserved = serializers.IntegerField()
 
 
-def _render(request: Request, product: Product) -> dict:
-    serializer = StaffProductOutputSerializer if request.user.is_staff else ProductOutputSerializer
-    return serializer(product).data
+PaginatedProductsSerializer = inline_serializer(
+    name="PaginatedProducts",
+    fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": StaffProductOutputSerializer(many=True),
+    },
+)
+
+
+def _output_serializer(request: Request) -> type[ProductOutputSerializer]:
+    return StaffProductOutputSerializer if request.user.is_staff else ProductOutputSerializer
 
 
 class ProductListApi(APIView):
-    """GET: the catalogue with availability (anyone). POST: create a product (staff)."""
+    """``GET`` the catalogue with availability (anyone); ``POST`` a new product (staff)."""
 
     class InputSerializer(serializers.Serializer):
         sku = serializers.RegexField(
@@ -44,31 +57,48 @@ class ProductListApi(APIView):
         price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
         stock = serializers.IntegerField(min_value=0, max_value=MAX_STOCK_CHANGE)
 
+        class Meta:
+            ref_name = "ProductCreateInput"
+
     def get_permissions(self) -> list[BasePermission]:
         if self.request.method == "POST":
             return [IsAdminUser()]
         return [AllowAny()]
 
+    @extend_schema(
+        operation_id="products_list",
+        responses=PaginatedProductsSerializer,
+        description="Staff also see on_hand and reserved.",
+    )
     def get(self, request: Request) -> Response:
-        paginator = PageNumberPagination()
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         page = paginator.paginate_queryset(selectors.product_list(), request, view=self)
-        serializer = (
-            StaffProductOutputSerializer if request.user.is_staff else ProductOutputSerializer
-        )
-        return paginator.get_paginated_response(serializer(page, many=True).data)
+        data = _output_serializer(request)(page, many=True).data
+        return paginator.get_paginated_response(data)
 
+    @extend_schema(
+        operation_id="products_create",
+        request=InputSerializer,
+        responses={201: StaffProductOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         product = services.product_create(**serializer.validated_data)
-        return Response(_render(request, product), status=status.HTTP_201_CREATED)
+        return Response(StaffProductOutputSerializer(product).data, status=status.HTTP_201_CREATED)
 
 
 class ProductDetailApi(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        operation_id="products_retrieve",
+        responses=StaffProductOutputSerializer,
+        description="Staff also see on_hand and reserved.",
+    )
     def get(self, request: Request, sku: str) -> Response:
-        return Response(_render(request, selectors.product_get(sku=sku)))
+        product: Product = selectors.product_get(sku=sku)
+        return Response(_output_serializer(request)(product).data)
 
 
 class ProductRestockApi(APIView):
@@ -77,8 +107,16 @@ class ProductRestockApi(APIView):
     class InputSerializer(serializers.Serializer):
         quantity = serializers.IntegerField(min_value=1, max_value=MAX_STOCK_CHANGE)
 
+        class Meta:
+            ref_name = "ProductRestockInput"
+
+    @extend_schema(
+        operation_id="products_restock",
+        request=InputSerializer,
+        responses=StaffProductOutputSerializer,
+    )
     def post(self, request: Request, sku: str) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         product = services.stock_restock(sku=sku, **serializer.validated_data)
-        return Response(_render(request, product))
+        return Response(StaffProductOutputSerializer(product).data)

@@ -1,9 +1,10 @@
 """Payments as their customers (and staff) see them: read-only."""
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from payments import selectors
@@ -19,10 +20,28 @@ class PaymentOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+PaginatedPaymentsSerializer = inline_serializer(
+    name="PaginatedPayments",
+    fields={
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": PaymentOutputSerializer(many=True),
+    },
+)
+
+
 class PaymentListApi(APIView):
+    """The reader's payments (staff: everyone's), newest first; ``?order=`` narrows to one order."""
+
     class FilterSerializer(serializers.Serializer):
         order = serializers.IntegerField(required=False)
 
+    @extend_schema(
+        operation_id="payments_list",
+        parameters=[FilterSerializer],
+        responses=PaginatedPaymentsSerializer,
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -31,12 +50,15 @@ class PaymentListApi(APIView):
             is_staff=request.user.is_staff,
             order_id=filters.validated_data.get("order"),
         )
-        paginator = PageNumberPagination()
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         page = paginator.paginate_queryset(payments, request, view=self)
         return paginator.get_paginated_response(PaymentOutputSerializer(page, many=True).data)
 
 
 class PaymentDetailApi(APIView):
+    """One payment; someone else's is 404, as if it did not exist."""
+
+    @extend_schema(operation_id="payments_retrieve", responses=PaymentOutputSerializer)
     def get(self, request: Request, payment_id: int) -> Response:
         payment = selectors.payment_get(
             payment_id=payment_id, viewer_id=request.user.pk, is_staff=request.user.is_staff
