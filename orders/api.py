@@ -118,7 +118,9 @@ class OrderCollectionApi(APIView):
             sku = StrictCharField(max_length=services.MAX_SKU_LENGTH)
             quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
 
-        lines = LineInputSerializer(many=True, allow_empty=False, max_length=services.MAX_LINES)
+        lines = serializers.ListField(
+            child=LineInputSerializer(), allow_empty=False, max_length=services.MAX_LINES
+        )
         payment_token = StrictCharField(
             max_length=services.MAX_PAYMENT_TOKEN_LENGTH, required=False
         )
@@ -134,6 +136,8 @@ class OrderCollectionApi(APIView):
 
     @extend_schema(
         operation_id="orders_list",
+        summary="List orders",
+        description="Your orders, newest first (staff see every order); paginated.",
         parameters=[FilterSerializer],
         responses=PaginatedOrdersSerializer,
     )
@@ -149,6 +153,10 @@ class OrderCollectionApi(APIView):
 
     @extend_schema(
         operation_id="orders_place",
+        summary="Place an order",
+        description="Places an order (PENDING) priced from the catalogue; stock and payment "
+        "are then handled asynchronously and the status moves to CONFIRMED or CANCELLED. "
+        "Each sku may appear once per order; payment_token defaults to tok_visa.",
         request=PlaceInputSerializer,
         parameters=[
             OpenApiParameter(
@@ -190,7 +198,12 @@ class OrderCollectionApi(APIView):
 
 
 class OrderDetailApi(APIView):
-    @extend_schema(operation_id="orders_retrieve", responses=OrderDetailOutputSerializer)
+    @extend_schema(
+        operation_id="orders_retrieve",
+        summary="View an order",
+        description="An order with its timeline: every event about it, in commit order.",
+        responses=OrderDetailOutputSerializer,
+    )
     def get(self, request: Request, order_id: int) -> Response:
         order = selectors.order_get(order_id=order_id, customer_id=_customer_scope(request))
         return Response(_render_detail(order))
@@ -198,7 +211,11 @@ class OrderDetailApi(APIView):
 
 class OrderCancelApi(APIView):
     @extend_schema(
-        operation_id="orders_cancel", request=None, responses=OrderDetailOutputSerializer
+        operation_id="orders_cancel",
+        summary="Cancel an order",
+        description="Cancels a PENDING or CONFIRMED order; 409 when it is SHIPPED or CANCELLED.",
+        request=None,
+        responses=OrderDetailOutputSerializer,
     )
     def post(self, request: Request, order_id: int) -> Response:
         scope = _customer_scope(request)

@@ -375,7 +375,7 @@ def _money(amount: Decimal) -> str:
 def catalogue_upsert(*, sku: str, name: str, price: Decimal | str) -> CatalogueItem:
     """Create or update the replica of a product (from inventory.ProductChanged).
 
-    Idempotent: applying the same product state twice leaves one identical row.
+    Idempotent: applying the same product state again writes nothing.
     Raises ``DomainError`` for a negative or malformed price.
     """
     try:
@@ -385,6 +385,9 @@ def catalogue_upsert(*, sku: str, name: str, price: Decimal | str) -> CatalogueI
     if not amount.is_finite() or amount < 0:
         raise DomainError(f"price {price!r} is not a valid amount", field="price")
     with transaction.atomic():
+        item = CatalogueItem.objects.select_for_update().filter(sku=sku).first()
+        if item is not None and (item.name, item.price) == (name, amount):
+            return item  # a repeated event: leave the row (and updated_at) alone
         item, _ = CatalogueItem.objects.update_or_create(
             sku=sku, defaults={"name": name, "price": amount}
         )

@@ -1,0 +1,441 @@
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from orders import services
+from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine
+from orders.tests.factories import order_events, place, seed_product
+from shop.errors import Conflict, DomainError, NotFound
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def catalogue():
+    seed_product("SKU-1", name="Widget", price="10.00")
+    seed_product("SKU-2", name="Gadget", price="2.50")
+
+
+def pending_order(**kwargs) -> Order:
+    return place(7, [("SKU-1", 2), ("SKU-2", 3)], **kwargs)
+
+
+# --- placing ---------------------------------------------------------------------------
+
+
+def test_place_prices_lines_from_the_replica_and_publishes_order_created():
+    # when
+    placed = services.order_place(
+        customer_id=7,
+        lines=[services.LineIn(sku="SKU-1", quantity=2), services.LineIn(sku="SKU-2", quantity=3)],
+        payment_token="tok_visa",
+    )
+
+    # then
+    order = placed.order
+    assert placed.created is True
+    assert order.status == Order.Status.PENDING
+    assert order.total == Decimal("27.50")
+    assert order.currency == "EUR"
+    assert order.payment_token == "tok_visa"
+    assert [
+        (line.sku, line.name, line.unit_price, line.quantity) for line in order.lines.all()
+    ] == [
+        ("SKU-1", "Widget", Decimal("10.00"), 2),
+        ("SKU-2", "Gadget", Decimal("2.50"), 3),
+    ]
+    assert order_events(order.pk) == [
+        (
+            "orders.OrderCreated",
+            {
+                "order_id": order.pk,
+                "customer_id": 7,
+                "lines": [
+                    {"sku": "SKU-1", "name": "Widget", "unit_price": "10.00", "quantity": 2},
+                    {"sku": "SKU-2", "name": "Gadget", "unit_price": "2.50", "quantity": 3},
+                ],
+                "total": "27.50",
+                "currency": "EUR",
+                "payment_token": "tok_visa",
+            },
+        )
+    ]
+
+
+def test_place_uses_the_default_payment_token():
+    order = place(7, [("SKU-1", 1)])
+
+    assert order.payment_token == "tok_visa"
+    assert order_events(order.pk)[0][1]["payment_token"] == "tok_visa"
+
+
+def test_place_uses_the_price_the_replica_has_now():
+    # given
+    seed_product("SKU-1", name="Widget Pro", price="12.00")
+
+    # when
+    order = place(7, [("SKU-1", 1)])
+
+    # then
+    line = order.lines.get()
+    assert (line.name, line.unit_price, order.total) == ("Widget Pro", Decimal("12.00"), 12)
+
+
+def test_place_rejects_an_unknown_sku_and_writes_nothing():
+    with pytest.raises(DomainError) as error:
+        place(7, [("SKU-1", 1), ("NOPE", 1)])
+
+    assert error.value.field == "lines"
+    assert "NOPE" in error.value.message
+    assert not Order.objects.filter(customer_id=7).exists()
+    assert not OrderLine.objects.filter(sku="SKU-1").exists()
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [],
+        [("SKU-1", 0)],
+        [("SKU-1", 101)],
+        [("SKU-1", -1)],
+        [("", 1)],
+        [("SKU-1", 1), ("SKU-1", 2)],
+        [(f"SKU-{i}", 1) for i in range(51)],
+    ],
+    ids=["empty", "zero", "above-100", "negative", "blank-sku", "duplicate-sku", "51-lines"],
+)
+def test_place_rejects_bad_lines_and_writes_nothing(lines):
+    with pytest.raises(DomainError) as error:
+        place(7, lines)
+
+    assert error.value.field == "lines"
+    assert not Order.objects.filter(customer_id=7).exists()
+
+
+def test_place_rejects_a_payment_token_over_100_characters():
+    with pytest.raises(DomainError) as error:
+        place(7, [("SKU-1", 1)], payment_token="t" * 101)
+
+    assert error.value.field == "payment_token"
+    assert not Order.objects.filter(customer_id=7).exists()
+
+
+# --- idempotency -----------------------------------------------------------------------
+
+
+def test_same_key_and_same_request_returns_the_same_order_without_a_second_event():
+    # given
+    first = services.order_place(
+        customer_id=7, lines=[services.LineIn(sku="SKU-1", quantity=2)], idempotency_key="k-1"
+    )
+
+    # when
+    second = services.order_place(
+        customer_id=7, lines=[services.LineIn(sku="SKU-1", quantity=2)], idempotency_key="k-1"
+    )
+
+    # then
+    assert (first.created, second.created) == (True, False)
+    assert second.order.pk == first.order.pk
+    assert Order.objects.filter(customer_id=7).count() == 1
+    assert [event for event, _ in order_events(first.order.pk)] == ["orders.OrderCreated"]
+
+
+def test_replay_ignores_the_order_of_lines():
+    first = pending_order(idempotency_key="k-1")
+
+    again = place(7, [("SKU-2", 3), ("SKU-1", 2)], idempotency_key="k-1")
+
+    assert again.pk == first.pk
+
+
+def test_replay_returns_the_original_order_even_after_a_price_change():
+    first = pending_order(idempotency_key="k-1")
+    seed_product("SKU-1", name="Widget", price="99.00")
+
+    again = pending_order(idempotency_key="k-1")
+
+    assert again.pk == first.pk
+    assert again.total == Decimal("27.50")
+
+
+def test_same_key_with_another_request_is_a_conflict_and_writes_nothing():
+    # given
+    first = place(7, [("SKU-1", 2)], idempotency_key="k-1")
+
+    # when / then
+    with pytest.raises(Conflict):
+        place(7, [("SKU-1", 3)], idempotency_key="k-1")
+    with pytest.raises(Conflict):
+        place(7, [("SKU-1", 2)], idempotency_key="k-1", payment_token="tok_chargeDeclined")
+    assert list(Order.objects.filter(customer_id=7).values_list("pk", flat=True)) == [first.pk]
+
+
+def test_keys_are_per_customer():
+    mine = place(7, [("SKU-1", 2)], idempotency_key="k-1")
+
+    theirs = place(8, [("SKU-1", 2)], idempotency_key="k-1")
+
+    assert theirs.pk != mine.pk
+    assert theirs.customer_id == 8
+    assert IdempotencyKey.objects.filter(key="k-1").count() == 2
+
+
+def test_a_rejected_request_does_not_consume_its_key():
+    with pytest.raises(DomainError):
+        place(7, [("NOPE", 1)], idempotency_key="k-1")
+
+    order = place(7, [("SKU-1", 1)], idempotency_key="k-1")
+
+    assert order.status == Order.Status.PENDING
+    assert not IdempotencyKey.objects.filter(key="k-1").exclude(order=order).exists()
+
+
+# --- the saga's replies ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stock_first", [True, False], ids=["stock-first", "payment-first"])
+def test_confirms_only_when_both_replies_arrived_in_either_order(stock_first):
+    # given
+    order = pending_order()
+    first, second = (
+        (services.order_record_stock_result, {"reserved": True}),
+        (services.order_record_payment_result, {"captured": True}),
+    )[:: 1 if stock_first else -1]
+
+    # when
+    first[0](order_id=order.pk, **first[1])
+
+    # then
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+    assert [event for event, _ in order_events(order.pk)] == ["orders.OrderCreated"]
+
+    # when
+    second[0](order_id=order.pk, **second[1])
+
+    # then
+    order.refresh_from_db()
+    assert order.status == Order.Status.CONFIRMED
+    assert (order.stock_reserved, order.payment_captured) == (True, True)
+    assert order_events(order.pk)[1:] == [
+        (
+            "orders.OrderConfirmed",
+            {
+                "order_id": order.pk,
+                "customer_id": 7,
+                "lines": [
+                    {"sku": "SKU-1", "name": "Widget", "unit_price": "10.00", "quantity": 2},
+                    {"sku": "SKU-2", "name": "Gadget", "unit_price": "2.50", "quantity": 3},
+                ],
+                "total": "27.50",
+            },
+        )
+    ]
+
+
+def test_a_repeated_success_changes_nothing():
+    order = pending_order()
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+
+    order.refresh_from_db()
+    assert (order.status, order.stock_reserved, order.payment_captured) == ("PENDING", True, False)
+    assert [event for event, _ in order_events(order.pk)] == ["orders.OrderCreated"]
+
+
+def test_stock_failure_cancels_with_out_of_stock():
+    order = pending_order()
+
+    services.order_record_stock_result(order_id=order.pk, reserved=False, reason="Out: SKU-1.")
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert (order.cancel_reason_code, order.cancel_reason) == ("out_of_stock", "Out: SKU-1.")
+    assert order_events(order.pk)[1:] == [
+        (
+            "orders.OrderCancelled",
+            {
+                "order_id": order.pk,
+                "customer_id": 7,
+                "reason": "Out: SKU-1.",
+                "reason_code": "out_of_stock",
+                "previous_status": "PENDING",
+            },
+        )
+    ]
+
+
+def test_payment_failure_after_stock_was_reserved_cancels_with_payment_failed():
+    order = pending_order()
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+
+    services.order_record_payment_result(order_id=order.pk, captured=False, reason="Declined.")
+
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason_code) == ("CANCELLED", "payment_failed")
+    assert [event for event, _ in order_events(order.pk)] == [
+        "orders.OrderCreated",
+        "orders.OrderCancelled",
+    ]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        (services.order_record_stock_result, {"reserved": True}),
+        (services.order_record_stock_result, {"reserved": False}),
+        (services.order_record_payment_result, {"captured": True}),
+        (services.order_record_payment_result, {"captured": False}),
+    ],
+    ids=["stock-ok", "stock-failed", "payment-ok", "payment-failed"],
+)
+def test_a_reply_for_a_cancelled_order_does_not_fit_and_changes_nothing(reply):
+    # given
+    order = pending_order()
+    services.order_cancel(order_id=order.pk, customer_id=7)
+    before = Order.objects.values().get(pk=order.pk)
+
+    # when / then
+    func, kwargs = reply
+    with pytest.raises(Conflict):
+        func(order_id=order.pk, **kwargs)
+    assert Order.objects.values().get(pk=order.pk) == before
+    assert [event for event, _ in order_events(order.pk)] == [
+        "orders.OrderCreated",
+        "orders.OrderCancelled",
+    ]
+
+
+def test_a_reply_for_an_unknown_order_is_not_found():
+    with pytest.raises(NotFound):
+        services.order_record_stock_result(order_id=999_999, reserved=True)
+
+
+# --- cancelling and shipping -----------------------------------------------------------
+
+
+def confirmed_order() -> Order:
+    order = pending_order()
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+    services.order_record_payment_result(order_id=order.pk, captured=True)
+    order.refresh_from_db()
+    return order
+
+
+@pytest.mark.parametrize("make", [pending_order, confirmed_order], ids=["pending", "confirmed"])
+def test_customer_cancels_a_pending_or_confirmed_order(make):
+    order = make()
+    previous = order.status
+
+    cancelled = services.order_cancel(order_id=order.pk, customer_id=7)
+
+    assert cancelled.status == Order.Status.CANCELLED
+    assert cancelled.cancel_reason_code == "customer_request"
+    assert order_events(order.pk)[-1] == (
+        "orders.OrderCancelled",
+        {
+            "order_id": order.pk,
+            "customer_id": 7,
+            "reason": services.CUSTOMER_CANCEL_REASON,
+            "reason_code": "customer_request",
+            "previous_status": previous,
+        },
+    )
+
+
+def test_staff_cancel_any_order():
+    order = pending_order()
+
+    services.order_cancel(order_id=order.pk, reason=services.STAFF_CANCEL_REASON)
+
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == ("CANCELLED", "Cancelled by staff.")
+
+
+def test_cancelling_someone_elses_order_is_not_found_and_changes_nothing():
+    order = pending_order()
+
+    with pytest.raises(NotFound):
+        services.order_cancel(order_id=order.pk, customer_id=8)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+    assert [event for event, _ in order_events(order.pk)] == ["orders.OrderCreated"]
+
+
+def test_cancelling_a_shipped_or_cancelled_order_is_a_conflict():
+    # given
+    shipped = confirmed_order()
+    services.order_mark_shipped(order_id=shipped.pk)
+    cancelled = place(7, [("SKU-1", 1)])
+    services.order_cancel(order_id=cancelled.pk, customer_id=7)
+
+    # when / then
+    for order, status in ((shipped, "SHIPPED"), (cancelled, "CANCELLED")):
+        events_before = order_events(order.pk)
+        with pytest.raises(Conflict):
+            services.order_cancel(order_id=order.pk, customer_id=7)
+        order.refresh_from_db()
+        assert order.status == status
+        assert order_events(order.pk) == events_before
+
+
+def test_mark_shipped_moves_a_confirmed_order_and_publishes_nothing():
+    order = confirmed_order()
+    events_before = order_events(order.pk)
+
+    services.order_mark_shipped(order_id=order.pk)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.SHIPPED
+    assert order_events(order.pk) == events_before
+
+
+@pytest.mark.parametrize("status", ["PENDING", "CANCELLED", "SHIPPED"])
+def test_mark_shipped_does_not_fit_other_states(status):
+    order = confirmed_order() if status == "SHIPPED" else pending_order()
+    if status == "SHIPPED":
+        services.order_mark_shipped(order_id=order.pk)
+    if status == "CANCELLED":
+        services.order_cancel(order_id=order.pk)
+
+    with pytest.raises(Conflict):
+        services.order_mark_shipped(order_id=order.pk)
+
+    order.refresh_from_db()
+    assert order.status == status
+
+
+def test_a_failed_service_leaves_the_callers_transaction_usable():
+    # Handlers call services inside their own transaction and swallow Conflict.
+    order = pending_order()
+    services.order_cancel(order_id=order.pk)
+
+    with transaction.atomic():
+        with pytest.raises(Conflict):
+            services.order_record_payment_result(order_id=order.pk, captured=True)
+        seed_product("SKU-3", name="Thing", price="1.00")
+
+    assert CatalogueItem.objects.filter(sku="SKU-3").exists()
+
+
+# --- the catalogue replica ---------------------------------------------------------------
+
+
+def test_catalogue_upsert_creates_then_updates_one_row():
+    services.catalogue_upsert(sku="SKU-9", name="Nine", price="9.90")
+    services.catalogue_upsert(sku="SKU-9", name="Nine (new)", price="8.00")
+
+    item = CatalogueItem.objects.get(sku="SKU-9")
+    assert (item.name, item.price) == ("Nine (new)", Decimal("8.00"))
+
+
+@pytest.mark.parametrize("price", ["-1.00", "abc", "NaN", "Infinity"])
+def test_catalogue_upsert_rejects_a_bad_price(price):
+    with pytest.raises(DomainError):
+        services.catalogue_upsert(sku="SKU-9", name="Nine", price=price)
+
+    assert not CatalogueItem.objects.filter(sku="SKU-9").exists()
