@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import zlib
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from pydantic import ValidationError
 
 from outbox import context
 from outbox.errors import InvalidEvent, NotInTransaction
@@ -44,11 +44,12 @@ def publish(event: Event, *, using: str = "default") -> int:
     cls = type(event)
     if registry.events.get((cls.name, cls.version)) is not cls:
         raise InvalidEvent(f"{cls.__qualname__} is not a registered event type")
-    payload = event.payload()
     try:
-        # What consumers will see is the JSON form: check that it still fits.
-        cls.model_validate(payload, strict=False)
-    except ValidationError as exc:
+        payload = event.payload()
+        # What consumers will see is the JSON form: check that it still fits, strictly
+        # (lax validation would let "5" pass for an int and store the string).
+        cls.model_validate_json(json.dumps(payload))
+    except (ValueError, TypeError) as exc:  # pydantic's errors are ValueErrors
         raise InvalidEvent(f"{cls.name} v{cls.version}: {exc}") from exc
 
     aggregate_id = event.aggregate_id()

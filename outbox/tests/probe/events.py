@@ -35,6 +35,20 @@ class ThingRenamedV2(Event):
     last: str
 
 
+class ThingRenamedV3(Event):
+    """A version no probe handler accepts yet: the publisher moved on before the consumer."""
+
+    name = "probe.ThingRenamed"
+    version = 3
+    aggregate_type = "thing"
+    aggregate_id_field = "thing_id"
+
+    thing_id: int
+    first: str
+    last: str
+    title: str
+
+
 @upcaster("probe.ThingRenamed", from_version=1)
 def thing_renamed_v1_to_v2(payload: dict) -> dict:
     first, _, last = payload["name"].partition(" ")

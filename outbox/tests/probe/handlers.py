@@ -5,6 +5,8 @@
 - "block": wait on the PostgreSQL advisory lock 4242 (a test holds it to park a worker).
 """
 
+import os
+
 from django.db import connection
 
 from outbox import ConsumerGroup, Message
@@ -34,6 +36,7 @@ def _record(group: str, message: Message) -> None:
         step=message.payload.get("step"),
         version_seen=message.version,
         payload=message.payload,
+        worker=os.environ.get("PROBE_WORKER", ""),
     )
 
 

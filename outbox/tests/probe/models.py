@@ -5,6 +5,8 @@ class Thing(models.Model):
     """A test aggregate whose changes publish probe events."""
 
     name = models.CharField(max_length=100)
+    # Bumped under the row lock by each change, so steps follow the commit order.
+    step = models.IntegerField(default=0)
 
 
 class Effect(models.Model):
@@ -17,6 +19,8 @@ class Effect(models.Model):
     step = models.IntegerField(null=True)
     version_seen = models.IntegerField()
     payload = models.JSONField(default=dict)
+    # The PROBE_WORKER environment variable of the process that applied it.
+    worker = models.CharField(max_length=50, blank=True, default="")
     applied_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -1,0 +1,156 @@
+"""Helpers of the outbox's guarantee tests: locks held from outside, child processes, Redis loss."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+
+from conftest import process_env, wait_for
+from outbox import publish, streams
+from outbox.models import OutboxEvent
+from outbox.tests.probe.events import ThingHappened
+from outbox.tests.probe.models import Effect, Thing
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUPS = ("probe-alpha", "probe-beta")
+BLOCK_KEY = 4242  # the advisory lock the probe's "block" handlers wait on
+
+
+def raw_connection() -> psycopg.Connection:
+    """A database session of its own, outside Django's connection handling (autocommit)."""
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or "localhost",
+        port=db["PORT"] or 5432,
+        autocommit=True,
+    )
+
+
+class AdvisoryLock:
+    """A session advisory lock held by a separate connection until ``release``."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.conn = raw_connection()
+        self.conn.execute("SELECT pg_advisory_lock(%s)", [key])
+
+    def release(self) -> None:
+        if not self.conn.closed:
+            self.conn.close()
+
+
+def lock_waiters(key: int) -> list[int]:
+    """Backends of this database waiting for the single-key advisory lock ``key``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = 0 AND objid = %s AND objsubid = 1",
+            [key],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def terminate_backends(pids: list[int]) -> None:
+    """End database sessions a killed process left behind, and wait until they are gone."""
+    with connection.cursor() as cursor:
+        for pid in pids:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    def gone() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            return cursor.fetchone()[0] == 0
+
+    wait_for(gone, timeout=10, message=f"backends {pids} to end")
+
+
+def lose_redis_data() -> None:
+    """FLUSHDB: what Redis restarting empty looks like to the outbox (and to Celery).
+
+    Only ever on the Redis database the test settings point at, which belongs to
+    the test run; never db 0, where a developer's own data would live.
+    """
+    client = streams.get_redis()
+    db = int(client.connection_pool.connection_kwargs.get("db") or 0)
+    if db == 0:
+        pytest.skip("refusing to FLUSHDB Redis db 0: point REDIS_URL at a database of its own")
+    client.flushdb()
+
+
+def child(*args: str, **env: str) -> subprocess.Popen:
+    """``python -m outbox.tests.loops ...`` seeing this test's database and Redis keys."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "outbox.tests.loops", *args],
+        env=process_env(settings, **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(proc: subprocess.Popen, *, timeout: float = 30) -> str:
+    """SIGTERM a loop child, wait for it and return its output; it must exit cleanly."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, output
+    return output
+
+
+def kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate(timeout=30)
+
+
+def thing_event(thing_id: int, *, kind: str = "ok") -> int:
+    """What a service does: lock the aggregate's row, change it, publish, in one transaction."""
+    with transaction.atomic():
+        thing = Thing.objects.select_for_update().get(pk=thing_id)
+        thing.step += 1
+        thing.save(update_fields=["step"])
+        publish(ThingHappened(thing_id=thing.pk, step=thing.step, kind=kind))
+        return thing.step
+
+
+def applied_steps(group: str, thing_id: int) -> list[int]:
+    """The steps ``group`` applied for a thing, in the order it applied them."""
+    return list(
+        Effect.objects.filter(group=group, aggregate_id=str(thing_id))
+        .order_by("id")
+        .values_list("step", flat=True)
+    )
+
+
+def published_steps(thing_id: int) -> list[int]:
+    """The steps of a thing's ThingHappened events, in commit (aggregate version) order."""
+    return [
+        payload["step"]
+        for payload in OutboxEvent.objects.filter(
+            event_type=ThingHappened.name, aggregate_type="thing", aggregate_id=str(thing_id)
+        )
+        .order_by("aggregate_version")
+        .values_list("payload", flat=True)
+    ]
+
+
+def stream_ids(partition: int = 0) -> list[str]:
+    return [entry_id for entry_id, _ in streams.get_redis().xrange(streams.stream_name(partition))]
+
+
+def stream_event_ids(partition: int = 0) -> list[str]:
+    return [
+        fields.get("id") for _, fields in streams.get_redis().xrange(streams.stream_name(partition))
+    ]

@@ -1,0 +1,141 @@
+"""Processes die at the worst moment: every group still applies every event exactly once."""
+
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+
+from conftest import process_env, wait_for
+from outbox import streams
+from outbox.models import InboxEntry, OutboxEvent
+from outbox.testing import drain
+from outbox.tests.probe.models import Effect, Thing
+from outbox.tests.support import (
+    BLOCK_KEY,
+    GROUPS,
+    ROOT,
+    AdvisoryLock,
+    applied_steps,
+    lock_waiters,
+    stream_event_ids,
+    terminate_backends,
+    thing_event,
+)
+
+RELAY_GATE = 4343  # the trigger below makes marking rows published wait on this lock
+
+CREATE_GATE = """
+CREATE FUNCTION probe_relay_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(4343);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER probe_relay_gate BEFORE UPDATE ON outbox_outboxevent
+    FOR EACH ROW EXECUTE FUNCTION probe_relay_gate();
+"""
+DROP_GATE = """
+DROP TRIGGER IF EXISTS probe_relay_gate ON outbox_outboxevent;
+DROP FUNCTION IF EXISTS probe_relay_gate();
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_killed_after_xadd_and_before_marking_published_causes_no_double_effect():
+    # given six committed events
+    things = [Thing.objects.create(name=f"thing {n}") for n in range(3)]
+    for thing in things:
+        thing_event(thing.pk)
+        thing_event(thing.pk)
+    event_ids = [
+        str(e) for e in OutboxEvent.objects.order_by("id").values_list("event_id", flat=True)
+    ]
+    # and a trigger that parks the relay's UPDATE (marking them published) on a lock we hold
+    gate = AdvisoryLock(RELAY_GATE)
+    relay = None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(CREATE_GATE)
+        relay = subprocess.Popen(
+            [sys.executable, "manage.py", "outbox_relay", "--once", "--no-wake"],
+            env=process_env(settings),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        # when the relay has appended the batch and waits to mark it published
+        waiting = wait_for(
+            lambda: lock_waiters(RELAY_GATE) or relay.poll() is not None,
+            timeout=30,
+            message="the relay to block marking its batch published",
+        )
+        assert relay.poll() is None, relay.communicate()[0]
+        assert stream_event_ids() == event_ids
+        # and dies there (its database session goes with it)
+        relay.kill()
+        relay.communicate(timeout=30)
+        terminate_backends(waiting)
+    finally:
+        if relay is not None and relay.poll() is None:
+            relay.kill()
+            relay.communicate(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute(DROP_GATE)
+        gate.release()
+
+    # then nothing was marked published
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 6
+    # when the relay runs again and the consumers drain the stream
+    handled = drain()
+    # then the batch went to the stream twice, and every effect happened once per group
+    assert stream_event_ids() == event_ids + event_ids
+    assert handled == 12
+    for group in GROUPS:
+        for thing in things:
+            assert applied_steps(group, thing.pk) == [1, 2]
+    assert Effect.objects.count() == 12
+    assert InboxEntry.objects.count() == 12
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+
+
+def _pending(group: str) -> int:
+    return int(streams.get_redis().xpending(streams.stream_name(0), group)["pending"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_s_pending_messages_are_applied_once_by_the_next_worker(celery_worker):
+    first, second = Thing.objects.create(name="first"), Thing.objects.create(name="second")
+    gate = AdvisoryLock(BLOCK_KEY)
+    try:
+        # given a worker whose handlers read four events and block on the first
+        w1 = celery_worker("w1", PROBE_WORKER="w1")
+        with transaction.atomic():  # one commit: the relay sends them in one batch
+            thing_event(first.pk, kind="block")
+            thing_event(first.pk)
+            thing_event(second.pk)
+            thing_event(first.pk)
+        wait_for(
+            lambda: len(lock_waiters(BLOCK_KEY)) == len(GROUPS),
+            timeout=30,
+            message="both groups' handlers to block",
+        )
+        assert [_pending(group) for group in GROUPS] == [4, 4]
+        assert not Effect.objects.exists()
+        # when the worker is killed with them pending, and another one starts
+        w1.kill()
+        celery_worker("w2", PROBE_WORKER="w2")
+    finally:
+        gate.release()
+    # then the new worker applies each of them, once per group, in order
+    wait_for(
+        lambda: Effect.objects.count() == 8 and not any(_pending(g) for g in GROUPS),
+        timeout=60,
+        message="the second worker to apply and acknowledge the four events",
+    )
+    for group in GROUPS:
+        assert applied_steps(group, first.pk) == [1, 2, 3]
+        assert applied_steps(group, second.pk) == [1]
+    assert set(Effect.objects.values_list("worker", flat=True)) == {"w2"}
+    assert InboxEntry.objects.count() == 8
