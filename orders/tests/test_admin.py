@@ -1,0 +1,89 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from orders import services
+from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
+from orders.tests.factories import order_events, place, seed_product
+from outbox.testing import deliver
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client():
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def order():
+    seed_product("SKU-1", name="Widget", price="10.00")
+    order = place(7, [("SKU-1", 2)], idempotency_key="k-1")
+    deliver(
+        "orders-timeline",
+        "orders.OrderCreated",
+        {"order_id": order.pk, "customer_id": 7},
+        aggregate_type="order",
+        aggregate_id=order.pk,
+    )
+    return order
+
+
+@pytest.mark.parametrize("model", [Order, OrderLine, CatalogueItem, TimelineEntry, IdempotencyKey])
+def test_every_model_has_a_read_only_changelist(admin_client, order, model):
+    url = f"/admin/orders/{model._meta.model_name}/"
+
+    response = admin_client.get(url)
+    searched = admin_client.get(url, {"q": "7"})
+
+    assert response.status_code == 200
+    assert searched.status_code == 200
+    assert admin_client.get(f"{url}add/").status_code == 403
+
+
+def test_order_search_by_id_and_customer(admin_client, order):
+    other = place(8, [("SKU-1", 1)])
+
+    by_customer = admin_client.get("/admin/orders/order/", {"q": "8"})
+    by_text = admin_client.get("/admin/orders/order/", {"q": "widget"})
+
+    assert list(by_customer.context["cl"].queryset) == [other]
+    assert list(by_text.context["cl"].queryset) == []
+
+
+def test_the_order_page_shows_lines_and_the_timeline_read_only(admin_client, order):
+    response = admin_client.get(f"/admin/orders/order/{order.pk}/change/")
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "orders.OrderCreated" in content
+    assert "SKU-1" in content
+    assert 'name="_save"' not in content
+
+
+def test_cancel_action_goes_through_the_service(admin_client, order):
+    shipped = place(7, [("SKU-1", 1)])
+    services.order_record_stock_result(order_id=shipped.pk, reserved=True)
+    services.order_record_payment_result(order_id=shipped.pk, captured=True)
+    services.order_mark_shipped(order_id=shipped.pk)
+
+    response = admin_client.post(
+        "/admin/orders/order/",
+        {"action": "cancel_selected_orders", "_selected_action": [order.pk, shipped.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    order.refresh_from_db()
+    shipped.refresh_from_db()
+    assert (order.status, order.cancel_reason) == ("CANCELLED", services.STAFF_CANCEL_REASON)
+    assert order_events(order.pk)[-1][0] == "orders.OrderCancelled"
+    assert shipped.status == Order.Status.SHIPPED
+    messages = [str(message) for message in response.context["messages"]]
+    assert messages == [
+        "Cancelled 1 order(s).",
+        f"Not cancelled: #{shipped.pk}: cannot cancel: the order is SHIPPED",
+    ]
