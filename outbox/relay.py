@@ -104,6 +104,16 @@ def relay_batch(
     return len(rows)
 
 
+def _recover_if_lost(client: redis.Redis) -> None:
+    # When Redis lost its data, what the groups had not applied must go out again
+    # before anything newer: relayed first, a newer event of an aggregate would
+    # reach the consumers ahead of an older one that is republished later.
+    if not streams.marker_present(client):
+        from outbox.replay import recover_if_lost
+
+        recover_if_lost()
+
+
 def relay_partition(
     partition: int,
     *,
@@ -123,6 +133,7 @@ def relay_partition(
             return result
         client.delete(streams.key("bell", "relay", partition))
         while time.monotonic() < deadline:
+            _recover_if_lost(client)
             count = relay_batch(partition, client=client, batch_size=batch_size)
             if count == 0:
                 break
