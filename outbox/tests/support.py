@@ -100,13 +100,17 @@ def child(*args: str, **env: str) -> subprocess.Popen:
     )
 
 
-def stop(proc: subprocess.Popen, *, timeout: float = 30) -> str:
-    """SIGTERM a loop child, wait for it and return its output; it must exit cleanly."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, output
-    return output
+def stop(*procs: subprocess.Popen, timeout: float = 30) -> list[str]:
+    """SIGTERM loop children, wait for them and return their output; each must exit cleanly."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    outputs = []
+    for proc in procs:
+        output, _ = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, output
+        outputs.append(output)
+    return outputs
 
 
 def kill(proc: subprocess.Popen) -> None:
