@@ -36,8 +36,11 @@ lint: install
 	$(BIN)/ruff format --check .
 
 ## Relay and consumer throughput and latency; prints a table and writes bench/outbox.json.
+## It needs a database of its own (created when missing) and Redis db 13; see bench/README.md.
 bench-outbox: install
-	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${BENCH_REDIS_URL:-redis://localhost:6379/13} \
+	DJANGO_SETTINGS_MODULE=shop.bench_settings \
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@localhost:5432/shop_bench} \
+	REDIS_URL=$${BENCH_REDIS_URL:-redis://localhost:6379/13} \
 		$(BIN)/python manage.py outbox_bench --json bench/outbox.json
 
 clean:
