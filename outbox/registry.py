@@ -21,6 +21,8 @@ from outbox.errors import ConfigurationError
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[A-Z][A-Za-z0-9]*$")
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
+EVENT_CLASS_ATTRIBUTES = ("name", "version", "aggregate_type", "aggregate_id_field")
+
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
 
@@ -114,6 +116,14 @@ class Registry:
         self.types: set[str] = set()  # every event type with a schema or an upcaster
 
     def register_event(self, cls: type[Event]) -> None:
+        # A field named like a class attribute replaces it: the class would look
+        # abstract below and silently never be registered.
+        hidden = [attr for attr in EVENT_CLASS_ATTRIBUTES if attr in cls.model_fields]
+        if hidden:
+            raise ConfigurationError(
+                f"{cls.__qualname__}: the field(s) {', '.join(hidden)} hide the event's "
+                "class attributes; name the field otherwise, with alias= for the payload key"
+            )
         name = cls.__dict__.get("name")
         if name is None:  # an abstract intermediate class
             return

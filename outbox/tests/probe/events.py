@@ -1,3 +1,5 @@
+from pydantic import ConfigDict, Field
+
 from outbox import Event, upcaster
 
 
@@ -15,13 +17,23 @@ class ThingHappened(Event):
 
 
 class ThingRenamed(Event):
+    """v1: the new name as one string, under the payload key ``name``.
+
+    On the class, ``name`` is the event type, so the field is ``full_name``
+    with the alias ``name``.
+    """
+
+    model_config = ConfigDict(
+        serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+    )
+
     name = "probe.ThingRenamed"
     version = 1
     aggregate_type = "thing"
     aggregate_id_field = "thing_id"
 
     thing_id: int
-    name: str  # v1: one string
+    full_name: str = Field(alias="name")
 
 
 class ThingRenamedV2(Event):
