@@ -4,12 +4,17 @@ import subprocess
 import sys
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 
 from conftest import process_env, wait_for
 from outbox import streams
+from outbox.consumer import apply, consume, consumer_name
+from outbox.message import Message
 from outbox.models import InboxEntry, OutboxEvent
+from outbox.registry import registry
+from outbox.relay import relay_batch, relay_partition
 from outbox.testing import drain
 from outbox.tests.probe.models import Effect, Thing
 from outbox.tests.support import (
@@ -139,3 +144,51 @@ def test_a_killed_worker_s_pending_messages_are_applied_once_by_the_next_worker(
         assert applied_steps(group, second.pk) == [1]
     assert set(Effect.objects.values_list("worker", flat=True)) == {"w2"}
     assert InboxEntry.objects.count() == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_that_died_after_committing_and_before_acknowledging_is_not_applied_twice(
+    redis_client,
+):
+    # given a consumer that read three entries, applied two, and died before its XACK
+    thing = Thing.objects.create(name="thing")
+    for _ in range(3):
+        thing_event(thing.pk)
+    streams.ensure_groups()
+    relay_partition(0)
+    stream = streams.stream_name(0)
+    group = registry.groups["probe-alpha"]
+    reply = redis_client.xreadgroup(group.name, consumer_name(0), {stream: ">"}, count=10)
+    entries = reply[0][1]
+    assert len(entries) == 3
+    for _, fields in entries[:2]:
+        message = Message.decode(fields)
+        assert apply(group.name, message, group.handlers[message.type])
+    # when its successor runs
+    result = consume(group.name, 0)
+    # then it skips what was applied, applies the rest in order and acknowledges all
+    assert (result.handled, result.acked) == (1, 3)
+    assert applied_steps(group.name, thing.pk) == [1, 2, 3]
+    assert int(redis_client.xpending(stream, group.name)["pending"]) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_redis_is_unreachable_the_relay_keeps_events_unpublished():
+    thing = Thing.objects.create(name="thing")
+    thing_event(thing.pk)
+    thing_event(thing.pk)
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    # when the relay cannot reach Redis
+    with pytest.raises(redis.ConnectionError):
+        relay_batch(0, client=unreachable)
+    # then the events stay unpublished, with the attempt and the error recorded
+    rows = list(OutboxEvent.objects.order_by("id"))
+    assert [(row.published_at, row.attempts) for row in rows] == [(None, 1), (None, 1)]
+    assert all(row.last_error.startswith("ConnectionError: ") for row in rows)
+    # and once Redis is back they are relayed and applied once
+    drain()
+    for group in GROUPS:
+        assert applied_steps(group, thing.pk) == [1, 2]
+    rows = list(OutboxEvent.objects.order_by("id"))
+    assert [(row.attempts, row.last_error) for row in rows] == [(2, ""), (2, "")]
+    assert all(row.published_at is not None for row in rows)
