@@ -1,5 +1,6 @@
 """The notifications API: each customer reads their own messages."""
 
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
@@ -14,6 +15,7 @@ from notifications.models import Notification
 class NotificationListApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema_serializer(component_name="NotificationSummary")
     class OutputSerializer(serializers.ModelSerializer):
         order = serializers.IntegerField(source="order_id", allow_null=True)
 
@@ -21,6 +23,18 @@ class NotificationListApi(APIView):
             model = Notification
             fields = ["id", "kind", "subject", "order", "created_at"]
 
+    @extend_schema(
+        operation_id="notifications_list",
+        responses=inline_serializer(
+            name="PaginatedNotifications",
+            fields={
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": OutputSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         notifications = selectors.notification_list(customer_id=request.user.pk)
         paginator = PageNumberPagination()
@@ -31,6 +45,7 @@ class NotificationListApi(APIView):
 class NotificationDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema_serializer(component_name="Notification")
     class OutputSerializer(serializers.ModelSerializer):
         order = serializers.IntegerField(source="order_id", allow_null=True)
 
@@ -38,6 +53,7 @@ class NotificationDetailApi(APIView):
             model = Notification
             fields = ["id", "kind", "subject", "body", "order", "email_sent", "created_at"]
 
+    @extend_schema(operation_id="notifications_retrieve", responses=OutputSerializer)
     def get(self, request: Request, notification_id: int) -> Response:
         notification = selectors.notification_get(
             customer_id=request.user.pk, notification_id=notification_id

@@ -1,5 +1,6 @@
 """The shipments API: customers see their own shipments; staff see all and dispatch."""
 
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
@@ -11,6 +12,7 @@ from shipping import selectors, services
 from shipping.models import Shipment
 
 
+@extend_schema_serializer(component_name="Shipment")
 class ShipmentOutputSerializer(serializers.ModelSerializer):
     order = serializers.IntegerField(source="order_id")
 
@@ -22,11 +24,25 @@ class ShipmentOutputSerializer(serializers.ModelSerializer):
 class ShipmentListApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema_serializer(component_name="ShipmentFilter")
     class FilterSerializer(serializers.Serializer):
         order = serializers.IntegerField(required=False, min_value=1)
 
     OutputSerializer = ShipmentOutputSerializer
 
+    @extend_schema(
+        operation_id="shipments_list",
+        parameters=[FilterSerializer],
+        responses=inline_serializer(
+            name="PaginatedShipments",
+            fields={
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": ShipmentOutputSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -44,6 +60,7 @@ class ShipmentDetailApi(APIView):
     permission_classes = [IsAuthenticated]
     OutputSerializer = ShipmentOutputSerializer
 
+    @extend_schema(operation_id="shipments_retrieve", responses=ShipmentOutputSerializer)
     def get(self, request: Request, shipment_id: int) -> Response:
         shipment = selectors.shipment_get(
             user_id=request.user.pk, is_staff=request.user.is_staff, shipment_id=shipment_id
@@ -55,6 +72,12 @@ class ShipmentDispatchApi(APIView):
     permission_classes = [IsAdminUser]
     OutputSerializer = ShipmentOutputSerializer
 
+    @extend_schema(
+        operation_id="shipments_dispatch",
+        request=None,
+        responses=ShipmentOutputSerializer,
+        description="Staff only. 409 when the shipment is cancelled or dispatched already.",
+    )
     def post(self, request: Request, shipment_id: int) -> Response:
         shipment = services.shipment_dispatch(shipment_id=shipment_id)
         return Response(self.OutputSerializer(shipment).data)

@@ -17,8 +17,11 @@ from urllib.request import Request, urlopen
 from django.core.management.base import BaseCommand, CommandError
 
 POLL_INTERVAL_S = 0.5
-# After an order leaves PENDING, compensations (refund, release) may still be on their way.
-SETTLE_S = 1.5
+# After an order leaves PENDING, its timeline (a read model) and the compensations
+# (refund, release) may still be on their way: wait until the timeline has not grown
+# for longer than the relay's polling interval.
+SETTLE_S = 3.0
+OUTCOMES = ("orders.OrderConfirmed", "orders.OrderCancelled")
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class Command(BaseCommand):
         """The order once it left PENDING and its timeline stopped growing (bounded)."""
         deadline = time.monotonic() + self.timeout_s
         detail = self._order(api, order_id)
-        while detail["status"] == "PENDING" and time.monotonic() < deadline:
+        while not _decided(detail) and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL_S)
             detail = self._order(api, order_id)
         if detail["status"] == "PENDING":
@@ -274,6 +277,12 @@ class Command(BaseCommand):
             f"Order #{order_id} is SHIPPED; timeline: "
             + ", ".join(entry["type"] for entry in detail["timeline"])
         )
+
+
+def _decided(detail: dict[str, Any]) -> bool:
+    """The order left PENDING and its timeline shows the event that decided it."""
+    types = {entry["type"] for entry in detail.get("timeline", [])}
+    return detail["status"] != "PENDING" and bool(types & set(OUTCOMES))
 
 
 def _one_line(body: Any) -> str:
