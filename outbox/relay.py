@@ -69,49 +69,62 @@ def _mark(cursor, ids: list[int], *, error: str = "") -> None:
         cursor.execute(MARK_PUBLISHED[vendor], [timezone.now(), param])
 
 
+class MarkerLost(redis.RedisError):
+    """The data-loss marker was missing or changed while a batch was prepared; nothing was sent."""
+
+
 def relay_batch(
     partition: int, *, client: redis.Redis | None = None, batch_size: int | None = None
 ) -> int:
     """Publish one batch of the partition's oldest unpublished events; returns how many.
 
-    The caller holds the partition's relay lease.
+    The caller holds the partition's relay lease. Raises ``MarkerLost``, having
+    appended and marked nothing, when Redis lost its data (or a recovery re-set
+    the marker) before the batch was appended: the caller recovers, then relays.
     """
     client = client or streams.get_redis()
     batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
     stream = streams.stream_name(partition)
+    marker = streams.marker_key()
     failure: redis.RedisError | None = None
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(SELECT_BATCH[connection.vendor], [partition, batch_size])
-            rows = cursor.fetchall()
-            if not rows:
-                return 0
-            ids = [row[0] for row in rows]
-            pipe = client.pipeline(transaction=False)
+    with transaction.atomic(), connection.cursor() as cursor, client.pipeline() as pipe:
+        # Watched from before the SELECT, so the XADDs do not run if Redis loses its
+        # data or a recovery republishes older events meanwhile: appended to a fresh
+        # stream, newer events of an aggregate would overtake the republished ones.
+        try:
+            pipe.watch(marker)
+            if not pipe.exists(marker):
+                raise MarkerLost(f"the marker {marker} is missing")
+        except MarkerLost:
+            raise
+        except redis.RedisError as exc:
+            failure = exc
+        cursor.execute(SELECT_BATCH[connection.vendor], [partition, batch_size])
+        rows = cursor.fetchall()
+        if not rows:
+            if failure is not None:
+                raise failure
+            return 0
+        ids = [row[0] for row in rows]
+        if failure is None:
+            pipe.multi()
             for row in rows:
                 pipe.xadd(stream, encode_row(row))
             try:
                 pipe.execute()
+            except redis.WatchError:
+                raise MarkerLost(f"the marker {marker} changed") from None
             except redis.RedisError as exc:
-                # Not marked published: the batch goes again on the next run.
                 failure = exc
-                _mark(cursor, ids, error=f"{type(exc).__name__}: {exc}")
-            else:
-                _mark(cursor, ids)
+        if failure is not None:
+            # Not marked published: the batch goes again on the next run.
+            _mark(cursor, ids, error=f"{type(failure).__name__}: {failure}")
+        else:
+            _mark(cursor, ids)
     if failure is not None:
         logger.warning("relay: XADD to %s failed: %s", stream, failure)
         raise failure
     return len(rows)
-
-
-def _recover_if_lost(client: redis.Redis) -> None:
-    # When Redis lost its data, what the groups had not applied must go out again
-    # before anything newer: relayed first, a newer event of an aggregate would
-    # reach the consumers ahead of an older one that is republished later.
-    if not streams.marker_present(client):
-        from outbox.replay import recover_if_lost
-
-        recover_if_lost()
 
 
 def relay_partition(
@@ -132,9 +145,20 @@ def relay_partition(
             result.busy = True
             return result
         client.delete(streams.key("bell", "relay", partition))
+        recoveries = 0
         while time.monotonic() < deadline:
-            _recover_if_lost(client)
-            count = relay_batch(partition, client=client, batch_size=batch_size)
+            try:
+                count = relay_batch(partition, client=client, batch_size=batch_size)
+            except MarkerLost:
+                # Redis lost its data: what the groups had not applied goes out
+                # again first, then the newer events, in order.
+                if recoveries == 3:
+                    raise
+                recoveries += 1
+                from outbox.replay import recover_if_lost
+
+                recover_if_lost()
+                continue
             if count == 0:
                 break
             result.published += count

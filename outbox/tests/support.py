@@ -61,6 +61,17 @@ def lock_waiters(key: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def relation_waiters(table: str) -> list[int]:
+    """Backends waiting for a lock on ``table``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'relation' AND NOT granted "
+            "AND relation = %s::regclass",
+            [table],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def terminate_backends(pids: list[int]) -> None:
     """End database sessions a killed process left behind, and wait until they are gone."""
     with connection.cursor() as cursor:

@@ -7,6 +7,8 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from conftest import process_env, wait_for
 from outbox import streams
@@ -177,7 +179,9 @@ def test_while_redis_is_unreachable_the_relay_keeps_events_unpublished():
     thing = Thing.objects.create(name="thing")
     thing_event(thing.pk)
     thing_event(thing.pk)
-    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    unreachable = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     # when the relay cannot reach Redis
     with pytest.raises(redis.ConnectionError):
         relay_batch(0, client=unreachable)

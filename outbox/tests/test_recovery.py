@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from conftest import wait_for
 from outbox import streams
@@ -18,9 +18,13 @@ from outbox.tests.support import (
     GROUPS,
     AdvisoryLock,
     applied_steps,
+    child,
+    kill,
     lock_waiters,
     lose_redis_data,
     published_steps,
+    relation_waiters,
+    stop,
     thing_event,
 )
 
@@ -160,3 +164,37 @@ def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(cel
         message="everything to be published",
     )
     _assert_every_group_applied_everything_once([*things, blocker])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_losing_its_data_while_a_relay_prepares_a_batch_does_not_reorder(settings):
+    # given a published event that no group has applied yet
+    recover_if_lost()
+    (thing,) = _things(1)
+    thing_event(thing.pk)
+    relay_partition(0)
+    relay = None
+    try:
+        with transaction.atomic():
+            # and a relay that checked Redis and now waits to select its next batch
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE outbox_outboxevent IN ACCESS EXCLUSIVE MODE")
+            relay = child("relay", "--once")
+            wait_for(
+                lambda: relation_waiters("outbox_outboxevent") or relay.poll() is not None,
+                timeout=30,
+                message="the relay to wait for the outbox table",
+            )
+            assert relay.poll() is None, relay.communicate()[0]
+            # when Redis loses everything, and a newer event of the aggregate commits
+            lose_redis_data()
+            thing_event(thing.pk)
+        # and the relay goes on
+        output = stop(relay)[0]
+    finally:
+        if relay is not None:
+            kill(relay)
+    assert "republishing 1 unapplied event(s)" in output
+    drain()
+    # then each group still applied them in order
+    _assert_every_group_applied_everything_once([thing])
