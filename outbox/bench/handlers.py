@@ -23,7 +23,7 @@ def handled_key(run: str, group: str) -> str:
 
 
 def _stamp(run: str, group: str, n: int) -> None:
-    streams.get_redis().hset(handled_key(run, group), str(n), repr(time.monotonic()))
+    streams.get_redis().hset(handled_key(run, group), str(n), repr(time.time()))
 
 
 def _apply(group: str, message: Message) -> None:

@@ -236,6 +236,19 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"unknown phase(s): {', '.join(sorted(unknown))}")
         self.options = options
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            raise CommandError(
+                "the benchmark needs PostgreSQL: set DATABASE_URL "
+                "(make bench-outbox uses postgres://postgres@localhost:5432/shop_bench)"
+            )
+        name = settings.DATABASES["default"]["NAME"]
+        if "bench" not in name:
+            # It migrates, writes and deletes outbox rows: never a database in use.
+            raise CommandError(
+                f"the benchmark needs a database of its own, named like shop_bench, not {name!r}: "
+                "set DATABASE_URL (make bench-outbox uses BENCH_DATABASE_URL, default "
+                "postgres://postgres@localhost:5432/shop_bench)"
+            )
         self.check_services()
         call_command("migrate", "outbox", verbosity=0)
         call_command("migrate", "outbox_bench", verbosity=0)
@@ -271,6 +284,9 @@ class Command(BaseCommand):
             self.stop_children()
             self.cleanup()
         report["params"]["wall_s"] = round(time.monotonic() - started, 1)
+        budget = self.budget(report)
+        if budget:
+            report["cpu_budget"] = budget
         self.print_table(report)
         if options["json"]:
             path = Path(options["json"])
@@ -304,11 +320,6 @@ class Command(BaseCommand):
     def check_services(self) -> None:
         """Fail with one readable line when PostgreSQL or Redis does not answer."""
         db = settings.DATABASES["default"]
-        if db["ENGINE"] != "django.db.backends.postgresql":
-            raise CommandError(
-                "the benchmark needs PostgreSQL: set DATABASE_URL "
-                "(make bench-outbox uses postgres://postgres@localhost:5432/shop_bench)"
-            )
         where = f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}"
         try:
             psycopg.connect(**self.conninfo(), connect_timeout=3).close()
@@ -407,7 +418,8 @@ class Command(BaseCommand):
         ).delete()
         Applied.objects.all().delete()
         self.delete_keys(f"{settings.OUTBOX_STREAM_PREFIX}:*")
-        streams.get_redis().delete(f"_kombu.binding.{settings.CELERY_TASK_DEFAULT_QUEUE}")
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        streams.get_redis().delete(f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
     def delete_keys(self, pattern: str) -> None:
         client = streams.get_redis()
@@ -714,6 +726,7 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="outbox-bench-") as tmp:
             logs = Path(tmp)
             wake_on_commit = settings.OUTBOX_WAKE_ON_COMMIT
+            kombu_keys = set(client.scan_iter("_kombu.*"))
             if mode == "celery":
                 self.start_worker(logs)
                 how = (
@@ -744,6 +757,10 @@ class Command(BaseCommand):
                 logging.getLogger(ON_COMMIT_LOGGER).removeFilter(failures)
                 settings.OUTBOX_WAKE_ON_COMMIT = wake_on_commit
                 self.stop_children()
+                # The worker's Celery bindings in the benchmark's Redis database.
+                new_keys = set(client.scan_iter("_kombu.*")) - kombu_keys
+                if new_keys:
+                    client.delete(*new_keys)
             tasks = self.task_counts(logs / "worker.log") if mode == "celery" else {}
         row = {
             "how": how,
@@ -759,6 +776,10 @@ class Command(BaseCommand):
             row["wake_on_commit_error"] = failures.first
         if tasks:
             row["celery_tasks"] = tasks
+        published = self.published_at(run)
+        row["relay_stage_ms"] = summary_ms(
+            [published[n] - commits[n] for n in range(len(commits)) if n in published]
+        )
         for group, stamps in handled.items():
             delays = [stamps[n] - commits[n] for n in range(len(commits)) if n in stamps]
             row["groups"][group] = {
@@ -766,6 +787,9 @@ class Command(BaseCommand):
                 "handled": len(stamps),
                 "lost": len(commits) - len(stamps),
                 "duplicates": self.duplicates(run, group),
+                "consumer_stage_ms": summary_ms(
+                    [stamps[n] - published[n] for n in stamps if n in published]
+                ),
             }
         self.reset_log()
         return row
@@ -868,12 +892,16 @@ class Command(BaseCommand):
         numbers = iter(range(count))
         lock = threading.Lock()
         errors: list[BaseException] = []
+        server_cpu: list[float] = []  # minus each backend's CPU at the start, plus at the end
 
         def stamp(n: int) -> None:
-            commits[n] = time.monotonic()
+            commits[n] = time.time()
 
         def producer() -> None:
+            pid = None
             try:
+                pid = self.backend_pid()  # connects before the first event is due
+                server_cpu.append(-(backend_cpu(pid) or 0.0))
                 while not errors:
                     with lock:
                         n = next(numbers, None)
@@ -890,6 +918,8 @@ class Command(BaseCommand):
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 errors.append(exc)
             finally:
+                if pid is not None:
+                    server_cpu.append(backend_cpu(pid) or 0.0)
                 connection.close()
 
         threads = [
@@ -912,7 +942,12 @@ class Command(BaseCommand):
             "achieved_rate": round(count / elapsed, 1),
             "lag_p99_ms": round(percentile(lags, 99) * 1000, 2),
             "lag_max_ms": round(lags[-1] * 1000, 2),
-            "cpu_ms_per_event": round(cpu_s * 1000 / count, 3),
+            "cpu_ms_per_event": {
+                "client": round(cpu_s * 1000 / count, 3),
+                "postgres": round(sum(server_cpu) * 1000 / count, 3)
+                if backend_cpu(self.backend_pid()) is not None
+                else None,
+            },
         }
 
     def collect(self, run: str, count: int, logs: Path) -> dict[str, dict[int, float]]:
@@ -930,6 +965,17 @@ class Command(BaseCommand):
             g: {int(n): float(t) for n, t in client.hgetall(handled_key(run, g)).items()}
             for g in groups
         }
+
+    def published_at(self, run: str) -> dict[int, float]:
+        """When the relay marked each event of a run published (right after its XADD)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT (payload->>'n')::int, extract(epoch FROM published_at)::float8 "
+                "FROM outbox_outboxevent WHERE aggregate_type = %s AND payload->>'run' = %s "
+                "AND published_at IS NOT NULL",
+                [AGGREGATE_TYPE, run],
+            )
+            return dict(cursor.fetchall())
 
     def duplicates(self, run: str, group: str) -> int:
         from django.db.models import Count
@@ -965,6 +1011,35 @@ class Command(BaseCommand):
         streams.ensure_groups()
         while not stopping.is_set():
             consume(group, PARTITION, block_ms=block_ms, max_seconds=1.0)
+
+    def budget(self, report: dict) -> dict | None:
+        """The CPU the pipeline needs at the offered rate, from the per-event costs measured."""
+        rows = report.get("latency", {}).get("rows", {})
+        if "relay" not in report or "consumers" not in report or not rows:
+            return None
+        producer_row = rows.get("foreground") or next(iter(rows.values()))
+
+        def ms(cpu: dict) -> float:
+            return cpu["client"] + (cpu["postgres"] or 0.0)
+
+        parts = {
+            "producer": ms(producer_row["producer"]["cpu_ms_per_event"]),
+            "relay": ms(report["relay"]["cpu_ms_per_event"]),
+            "consumers": sum(
+                ms(g["cpu_ms_per_event"]) for g in report["consumers"]["groups"].values()
+            ),
+        }
+        per_event = sum(parts.values())
+        rate = report["latency"]["offered_rate"]
+        return {
+            "how": "client + PostgreSQL backend CPU per event, from the phases above "
+            "(producer from the foreground row); Redis and Celery not counted",
+            "ms_per_event": {k: round(v, 3) for k, v in parts.items()},
+            "total_ms_per_event": round(per_event, 3),
+            "cores_needed_at_offered_rate": round(per_event * rate / 1000, 2),
+            "cores": os.cpu_count(),
+            "max_rate_on_all_cores": round(os.cpu_count() * 1000 / per_event),
+        }
 
     # --- the table -----------------------------------------------------------
 
@@ -1037,10 +1112,18 @@ class Command(BaseCommand):
                 w(f"  {mode}: {row['how']}")
                 w(
                     f"  {mode}: producer {prod['achieved_rate']} ev/s ({prod['threads']} threads, "
-                    f"lag p99 {prod['lag_p99_ms']} ms, {prod['cpu_ms_per_event']} ms cpu/ev); "
+                    f"lag p99 {prod['lag_p99_ms']} ms, {cpu(prod)} ms cpu/ev); "
                     f"pipeline {row['pipeline_cpu_ms_per_event']} ms cpu/ev; "
                     f"load average after {row['load_average_after']}"
                 )
+                stages = [
+                    f"commit->XADD p50 {row['relay_stage_ms']['p50']:.1f} "
+                    f"p99 {row['relay_stage_ms']['p99']:.1f}"
+                ]
+                for group, g in row["groups"].items():
+                    c = g["consumer_stage_ms"]
+                    stages.append(f"XADD->{group} p50 {c['p50']:.1f} p99 {c['p99']:.1f}")
+                w(f"  {mode}: stages (ms): {'; '.join(stages)}")
                 if row.get("wake_on_commit_failures"):
                     w(
                         f"  {mode}: wake on commit failed {row['wake_on_commit_failures']} "
@@ -1049,6 +1132,14 @@ class Command(BaseCommand):
                 if row.get("celery_tasks"):
                     tasks = ", ".join(f"{k} {v}" for k, v in row["celery_tasks"].items())
                     w(f"  {mode}: tasks run: {tasks}")
+        if "cpu_budget" in report:
+            b = report["cpu_budget"]
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in b["ms_per_event"].items())
+            w(
+                f"  cpu needed per event: {parts} = {b['total_ms_per_event']:.2f} ms, i.e. "
+                f"{b['cores_needed_at_offered_rate']} of {b['cores']} cores at the offered rate "
+                f"(all cores would carry ~{b['max_rate_on_all_cores']} ev/s)"
+            )
         if "baselines" in report:
             b = report["baselines"]
             x, t = b["xadd_to_xreadgroup_ms"], b["commit_two_rows_ms"]
