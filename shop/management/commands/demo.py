@@ -135,7 +135,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Logged in as {username} at {url}")
 
         orders = [(self._place(customer, scenario), scenario) for scenario in SCENARIOS]
-        details = {order_id: self._wait_for_outcome(customer, order_id) for order_id, _ in orders}
+        details = self._wait_for_outcomes(customer, [order_id for order_id, _ in orders])
         self._print_table(orders, details)
 
         good_id, good = orders[0]
@@ -190,23 +190,24 @@ class Command(BaseCommand):
         self.stdout.write(f"Placed order #{body['id']} ({scenario.title})")
         return body["id"]
 
-    def _wait_for_outcome(self, api: Api, order_id: int) -> dict[str, Any]:
-        """The order once it left PENDING and its timeline stopped growing (bounded)."""
+    def _wait_for_outcomes(self, api: Api, order_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Each order once it is decided and the timelines stopped growing (bounded)."""
         deadline = time.monotonic() + self.timeout_s
-        detail = self._order(api, order_id)
-        while not _decided(detail) and time.monotonic() < deadline:
+        details = {order_id: self._order(api, order_id) for order_id in order_ids}
+        while not all(map(_decided, details.values())) and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL_S)
-            detail = self._order(api, order_id)
-        if detail["status"] == "PENDING":
-            return detail
+            details = {order_id: self._order(api, order_id) for order_id in order_ids}
         settled_at = time.monotonic() + SETTLE_S
         while time.monotonic() < min(settled_at, deadline):
             time.sleep(POLL_INTERVAL_S)
-            latest = self._order(api, order_id)
-            if len(latest["timeline"]) != len(detail["timeline"]):
+            latest = {order_id: self._order(api, order_id) for order_id in order_ids}
+            if any(
+                len(latest[order_id]["timeline"]) != len(details[order_id]["timeline"])
+                for order_id in order_ids
+            ):
                 settled_at = time.monotonic() + SETTLE_S
-            detail = latest
-        return detail
+            details = latest
+        return details
 
     def _order(self, api: Api, order_id: int) -> dict[str, Any]:
         status, body = api.call("GET", f"/api/orders/{order_id}/")
@@ -268,7 +269,8 @@ class Command(BaseCommand):
             f"tracking number {body['tracking_number']}"
         )
         detail = self._order(customer, order_id)
-        while detail["status"] != "SHIPPED" and time.monotonic() < deadline:
+        # The timeline is a read model of its own: it may trail the status a little.
+        while not _shipped(detail) and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL_S)
             detail = self._order(customer, order_id)
         if detail["status"] != "SHIPPED":
@@ -283,6 +285,11 @@ def _decided(detail: dict[str, Any]) -> bool:
     """The order left PENDING and its timeline shows the event that decided it."""
     types = {entry["type"] for entry in detail.get("timeline", [])}
     return detail["status"] != "PENDING" and bool(types & set(OUTCOMES))
+
+
+def _shipped(detail: dict[str, Any]) -> bool:
+    types = {entry["type"] for entry in detail.get("timeline", [])}
+    return detail["status"] == "SHIPPED" and "shipping.OrderShipped" in types
 
 
 def _one_line(body: Any) -> str:
