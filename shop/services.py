@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
@@ -53,11 +55,12 @@ def auth_token_obtain(*, username: str, password: str) -> str:
     user = authenticate(username=username, password=password)
     if user is None:
         raise DomainError("Unable to log in with the given username and password.")
-    token, _ = Token.objects.get_or_create(user=user)
+    with transaction.atomic():
+        token, _ = Token.objects.get_or_create(user=user)
     return token.key
 
 
-def _check(validate, *, field: str) -> None:
+def _check(validate: Callable[[], object], *, field: str) -> None:
     try:
         validate()
     except ValidationError as exc:
