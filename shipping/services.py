@@ -18,6 +18,7 @@ from shop.errors import Conflict, NotFound
 logger = logging.getLogger(__name__)
 
 TRACKING_PREFIX = "TRK"
+TRACKING_ATTEMPTS = 5
 
 
 def tracking_number_generate() -> str:
@@ -98,10 +99,13 @@ def shipment_dispatch(*, shipment_id: int) -> Shipment:
                 f"Shipment {shipment_id} is {shipment.get_status_display().lower()} "
                 "and cannot be dispatched."
             )
-        tracking_number = tracking_number_generate()
         # 16**10 numbers make a clash unlikely; the unique constraint makes it impossible.
-        while Shipment.objects.filter(tracking_number=tracking_number).exists():
+        for _ in range(TRACKING_ATTEMPTS):
             tracking_number = tracking_number_generate()
+            if not Shipment.objects.filter(tracking_number=tracking_number).exists():
+                break
+        else:
+            raise RuntimeError(f"no free tracking number in {TRACKING_ATTEMPTS} attempts")
         shipment.status = Shipment.Status.DISPATCHED
         shipment.tracking_number = tracking_number
         shipment.dispatched_at = timezone.now()
