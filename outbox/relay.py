@@ -135,7 +135,11 @@ def relay_partition(
     batch_size: int | None = None,
     on_batch=None,
 ) -> RelayResult:
-    """Relay a partition until it is drained or ``max_seconds`` have passed."""
+    """Relay a partition until it is drained or ``max_seconds`` have passed.
+
+    When Redis lost its data, it first republishes what the groups had not
+    applied (``replay.recover_if_lost``), so that nothing newer overtakes it.
+    """
     result = RelayResult()
     client = client or streams.get_redis()
     batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
