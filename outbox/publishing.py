@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -72,19 +73,27 @@ def publish(event: Event, *, using: str = "default") -> int:
         occurred_at=timezone.now(),
     )
     if settings.OUTBOX_WAKE_ON_COMMIT:
-        _wake_relay_on_commit(connection, using)
+        _wake_relay_on_commit(connection, using, row.partition)
     return row.pk
 
 
-def _wake_relay_on_commit(connection, using: str) -> None:
-    if any(func is _wake_relay for _, func, _ in connection.run_on_commit):
-        return
-    transaction.on_commit(_wake_relay, using=using, robust=True)
+@dataclass(frozen=True)
+class _RelayWake:
+    """Rings a partition's relay doorbell after commit, outside any transaction.
+
+    A failure here loses nothing: the beat schedule polls the outbox anyway.
+    """
+
+    partition: int
+
+    def __call__(self) -> None:
+        from outbox import tasks
+
+        tasks.wake_relay(self.partition)
 
 
-def _wake_relay() -> None:
-    # After commit, outside any transaction. A failure here loses nothing: the
-    # beat schedule polls the outbox anyway.
-    from outbox import tasks
-
-    tasks.wake_relay()
+def _wake_relay_on_commit(connection, using: str, partition: int) -> None:
+    wake = _RelayWake(partition)
+    if any(func == wake for _, func, _ in connection.run_on_commit):
+        return  # one wake-up per partition and transaction
+    transaction.on_commit(wake, using=using, robust=True)
