@@ -28,6 +28,7 @@ test: install
 	export DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)}; \
 	$(BIN)/python manage.py check --fail-level WARNING && \
 	$(BIN)/python manage.py makemigrations --check --dry-run && \
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null && \
 	DJANGO_SETTINGS_MODULE=shop.test_settings $(BIN)/python manage.py makemigrations probe --check --dry-run && \
 	$(BIN)/pytest
 

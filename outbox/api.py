@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -20,36 +22,71 @@ from shop.errors import Conflict, NotFound
 class StatusView(APIView):
     permission_classes = [IsAdminUser]
 
+    @extend_schema(
+        summary="Backlog, per-group lag and pending, dead letters (as outbox_status --json)",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         return Response(outbox_status())
 
 
+class OutboxEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboxEvent
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "version",
+            "aggregate_type",
+            "aggregate_id",
+            "aggregate_version",
+            "partition",
+            "payload",
+            "headers",
+            "occurred_at",
+            "published_at",
+            "attempts",
+            "last_error",
+        ]
+
+
+class DeadLetterSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id",
+            "status",
+            "group",
+            "event_id",
+            "event_type",
+            "aggregate_type",
+            "aggregate_id",
+            "sequence",
+            "reason",
+            "error",
+            "traceback",
+            "attempts",
+            "created_at",
+            "resolved_at",
+        ]
+
+
+@extend_schema(
+    summary="The event log, newest first",
+    parameters=[
+        OpenApiParameter("type", str, description="event type, e.g. orders.OrderCreated"),
+        OpenApiParameter("aggregate", str, description="TYPE or TYPE:ID, e.g. order:42"),
+        OpenApiParameter("published", bool),
+        OpenApiParameter("since", OpenApiTypes.DATETIME),
+        OpenApiParameter("until", OpenApiTypes.DATETIME),
+    ],
+)
 class EventListView(ListAPIView):
     """The event log, newest first. Filters: type, aggregate (TYPE or TYPE:ID), published, since, until."""
 
     permission_classes = [IsAdminUser]
-
-    class OutputSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = OutboxEvent
-            fields = [
-                "id",
-                "event_id",
-                "event_type",
-                "version",
-                "aggregate_type",
-                "aggregate_id",
-                "aggregate_version",
-                "partition",
-                "payload",
-                "headers",
-                "occurred_at",
-                "published_at",
-                "attempts",
-                "last_error",
-            ]
-
-    serializer_class = OutputSerializer
+    serializer_class = OutboxEventSerializer
 
     def get_queryset(self):
         params = self.request.query_params
@@ -75,32 +112,18 @@ class EventListView(ListAPIView):
         return qs
 
 
+@extend_schema(
+    summary="Dead letters, newest first",
+    parameters=[
+        OpenApiParameter("status", str, enum=DeadLetter.Status.values),
+        OpenApiParameter("group", str, description="consumer group"),
+    ],
+)
 class DeadLetterListView(ListAPIView):
     """Dead letters, newest first. Filters: status (dead, resolved), group."""
 
     permission_classes = [IsAdminUser]
-
-    class OutputSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = DeadLetter
-            fields = [
-                "id",
-                "status",
-                "group",
-                "event_id",
-                "event_type",
-                "aggregate_type",
-                "aggregate_id",
-                "sequence",
-                "reason",
-                "error",
-                "traceback",
-                "attempts",
-                "created_at",
-                "resolved_at",
-            ]
-
-    serializer_class = OutputSerializer
+    serializer_class = DeadLetterSerializer
 
     def get_queryset(self):
         params = self.request.query_params
@@ -114,9 +137,23 @@ class DeadLetterListView(ListAPIView):
         return qs
 
 
+RetryOutput = inline_serializer(
+    "DeadLetterRetryOutput",
+    {
+        "resolved": serializers.ListField(child=serializers.IntegerField()),
+        "failed": serializers.DictField(child=serializers.CharField()),
+    },
+)
+
+
 class DeadLetterRetryView(APIView):
     permission_classes = [IsAdminUser]
 
+    @extend_schema(
+        summary="Retry a dead letter (and its aggregate's later ones, in order)",
+        request=None,
+        responses={200: RetryOutput},
+    )
     def post(self, request: Request, pk: int) -> Response:
         try:
             letter = DeadLetter.objects.get(pk=pk)
@@ -144,6 +181,20 @@ class ReplayView(APIView):
         group = serializers.CharField(required=False, max_length=100)
         dry_run = serializers.BooleanField(default=False)
 
+    @extend_schema(
+        summary="Republish events matching the filters (dry_run only counts them)",
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "ReplayOutput",
+                {
+                    "matched": serializers.IntegerField(),
+                    "republished": serializers.IntegerField(),
+                    "dry_run": serializers.BooleanField(),
+                },
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

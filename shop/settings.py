@@ -121,6 +121,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models name their states "Status": give each enum its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "PaymentStatusEnum": "payments.models.Payment.Status",
+        "ShipmentStatusEnum": "shipping.models.Shipment.Status",
+        "ReservationStatusEnum": "inventory.models.Reservation.Status",
+        "DeadLetterStatusEnum": "outbox.models.DeadLetter.Status",
+    },
 }
 
 # --- Redis, Celery and the outbox -------------------------------------------

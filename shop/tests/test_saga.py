@@ -109,7 +109,16 @@ def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
     # when staff dispatch it
     dispatched = staff.post(f"/api/shipments/{shipment['id']}/dispatch/")
     assert dispatched.status_code == 200, dispatched.content
-    shipped = _settled(alice, order["id"], "SHIPPED")
+    _settled(alice, order["id"], "SHIPPED")
+    # the timeline is its own consumer group: it may trail the order's status
+    shipped = wait_for(
+        lambda: (
+            (o := alice.get(f"/api/orders/{order['id']}/").json())["timeline"][-1]["type"]
+            == "shipping.OrderShipped"
+            and o
+        ),
+        message="the timeline to record the shipment",
+    )
 
     # then stock left the warehouse, and the customer was told at each step
     product = wait_for(
