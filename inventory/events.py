@@ -31,10 +31,6 @@ class ProductChanged(Event):
     event type, so the field is ``product_name`` with the alias ``name``.
     """
 
-    model_config = ConfigDict(
-        serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
-    )
-
     name = "inventory.ProductChanged"
     version = 1
     aggregate_type = "product"

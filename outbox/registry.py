@@ -38,7 +38,16 @@ class Event(BaseModel):
     ISO strings in UTC.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # Aliases let a payload key share a name with a class attribute below, e.g.
+    # ``product_name: str = Field(alias="name")`` puts the key "name" in the payload.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        serialize_by_alias=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
 
     name: ClassVar[str]
     version: ClassVar[int] = 1

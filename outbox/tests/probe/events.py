@@ -1,4 +1,4 @@
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from outbox import Event, upcaster
 
@@ -22,10 +22,6 @@ class ThingRenamed(Event):
     On the class, ``name`` is the event type, so the field is ``full_name``
     with the alias ``name``.
     """
-
-    model_config = ConfigDict(
-        serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
-    )
 
     name = "probe.ThingRenamed"
     version = 1
