@@ -1,3 +1,5 @@
+"""Event declarations that could not work are refused when the class is defined."""
+
 import pytest
 from pydantic import Field
 
@@ -5,15 +7,19 @@ from outbox import ConfigurationError, ConsumerGroup, Event
 from outbox.registry import registry
 
 
-def test_a_payload_field_may_not_shadow_a_class_attribute():
-    with pytest.raises(ConfigurationError, match=r"the field\(s\) name hide the event's class attributes"):
-
-        class Renamed(Event):
-            name = "probe.Renamed"
-            aggregate_type = "thing"
-            aggregate_id_field = "thing_id"
-            thing_id: int
-            name: str
+@pytest.mark.parametrize("attr", ["name", "version", "aggregate_type"])
+@pytest.mark.filterwarnings("ignore:Field name .* shadows an attribute:UserWarning")
+def test_a_field_that_hides_a_class_attribute_is_refused(attr):
+    # Such a field replaces the class attribute: the event would silently never be
+    # registered, and publishing it would fail far from the cause.
+    namespace = {
+        "__annotations__": {"thing_id": int, attr: str},
+        "name": "probe.Hidden",
+        "aggregate_type": "thing",
+        "aggregate_id_field": "thing_id",
+    }
+    with pytest.raises(ConfigurationError, match=rf"the field\(s\) {attr} hide the event's"):
+        type("Hidden", (Event,), namespace)
 
 
 def test_an_aliased_field_puts_the_key_in_the_payload():
