@@ -1,6 +1,6 @@
 """Measure the outbox on the real path (PostgreSQL and Redis) and write the figures as JSON.
 
-Phases, each on a database of its own and under its own Redis key prefix:
+The phases run on a database of the benchmark's own and under its own Redis key prefix:
 
 1. the machine's baselines (XADD-to-XREADGROUP delivery, a two-row commit);
 2. relay throughput against a raw psycopg + redis-py loop doing the same work,
