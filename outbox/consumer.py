@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from outbox import context, lease, streams
+from outbox.errors import NoUpcaster
 from outbox.message import MalformedEntry, Message
 from outbox.models import DeadLetter, DeliveryFailure, InboxEntry
 from outbox.registry import Handler, registry
@@ -76,7 +77,7 @@ def apply(group: str, message: Message, handler: Handler) -> bool:
     """Apply one event for a group, effectively once; returns False if already applied.
 
     Runs the handler and writes the inbox row in one transaction. Raises what the
-    handler raises (nothing is then written), and ``LookupError`` when no
+    handler raises (nothing is then written), and ``NoUpcaster`` when no
     upcaster brings the event to the handler's version.
     """
     if message.version < handler.min_version:
@@ -193,7 +194,8 @@ def _process(
     except Exception as exc:  # noqa: BLE001 - any handler error is recorded, never a crash loop
         attempts = (failure.attempts if failure else 0) + 1
         error = f"{type(exc).__name__}: {exc}"
-        if attempts >= settings.OUTBOX_MAX_ATTEMPTS or isinstance(exc, LookupError):
+        if attempts >= settings.OUTBOX_MAX_ATTEMPTS or isinstance(exc, NoUpcaster):
+            # Retrying cannot help a missing upcaster: dead-letter it at once.
             _dead_letter(
                 run,
                 entry_id,

@@ -12,3 +12,7 @@ class NotInTransaction(OutboxError):
 
 class InvalidEvent(OutboxError):
     """An event or its payload does not match its registered schema."""
+
+
+class NoUpcaster(OutboxError, LookupError):
+    """An event's version is older than a handler needs and no upcaster bridges the gap."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from outbox.errors import ConfigurationError
+from outbox.errors import ConfigurationError, NoUpcaster
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[A-Z][A-Za-z0-9]*$")
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
@@ -171,7 +171,7 @@ class Registry:
         while version < target:
             step = self.upcasters.get((event_type, version))
             if step is None:
-                raise LookupError(f"no upcaster for {event_type} from v{version} to v{version + 1}")
+                raise NoUpcaster(f"no upcaster for {event_type} from v{version} to v{version + 1}")
             payload = step(payload)
             version += 1
         return payload

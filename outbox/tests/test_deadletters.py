@@ -3,7 +3,9 @@
 import pytest
 
 from outbox import deadletters
+from outbox.consumer import consume
 from outbox.models import DeadLetter, DeliveryFailure, OutboxEvent
+from outbox.relay import relay_partition
 from outbox.testing import drain
 from outbox.tests.probe.models import Effect, Switch, Thing
 from outbox.tests.support import GROUPS, applied_steps, thing_event
@@ -105,3 +107,19 @@ def test_a_retry_that_fails_again_keeps_the_chain_parked():
     assert first.reason == f"retry failed: ProbeFault: probe fault for thing {thing.pk}"
     assert first.attempts == 4
     assert not Effect.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_handler_s_lookup_error_is_retried_like_any_fault(settings):
+    # given a handler raising KeyError
+    thing = Thing.objects.create(name="keyed")
+    Switch.objects.create(kind="lookup", on=True)
+    thing_event(thing.pk, kind="lookup")
+    settings.OUTBOX_RETRY_BACKOFF_S = 60.0  # keep it waiting after the first attempt
+    relay_partition(0)
+    consume("probe-alpha", 0)
+    # then it waits for a retry instead of becoming a dead letter at once
+    failure = DeliveryFailure.objects.get(group="probe-alpha")
+    assert failure.attempts == 1
+    assert failure.last_error == "KeyError: 'a key the handler expected'"
+    assert not DeadLetter.objects.filter(group="probe-alpha").exists()

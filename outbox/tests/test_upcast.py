@@ -49,3 +49,18 @@ def test_an_event_newer_than_the_handler_accepts_becomes_a_dead_letter():
     assert letter.reason == "probe.ThingRenamed v3 is newer than this group handles (v2..v2)"
     assert (letter.event_type, letter.aggregate_id) == ("probe.ThingRenamed", str(thing.pk))
     assert letter.status == DeadLetter.Status.DEAD
+
+
+@pytest.mark.django_db
+def test_a_missing_upcaster_is_a_dead_letter_at_the_first_attempt(monkeypatch):
+    from outbox.registry import registry
+
+    monkeypatch.delitem(registry.upcasters, ("probe.ThingRenamed", 1))
+    with transaction.atomic():
+        publish(ThingRenamed(thing_id=9, name="Ada Lovelace"))
+    drain()
+    letter = DeadLetter.objects.get(group="probe-alpha", aggregate_id="9")
+    assert letter.attempts == 1
+    assert letter.reason == (
+        "handler failed after 1 attempt(s): NoUpcaster: no upcaster for probe.ThingRenamed from v1 to v2"
+    )

@@ -24,6 +24,8 @@ def _record(group: str, message: Message) -> None:
     kind = message.payload.get("kind", "ok")
     if kind == "fail" and Switch.objects.filter(kind="fail", on=True).exists():
         raise ProbeFault(f"probe fault for thing {message.aggregate_id}")
+    if kind == "lookup" and Switch.objects.filter(kind="lookup", on=True).exists():
+        raise KeyError("a key the handler expected")
     if kind == "block":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(4242)")
