@@ -7,6 +7,7 @@ on one machine: SQLite when DATABASE_URL is unset and Redis on localhost.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,13 +65,22 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-}
+_database_url = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": environ.Env.db_url_config(_database_url)}
+if not DATABASES["default"].get("ENGINE"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL {_database_url!r} is not a database URL (e.g. postgres://user@host:5432/name)"
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, worker, beat) share the file: wait for the write lock.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Web and worker processes share the file. IMMEDIATE transactions take the write
+    # lock up front, so a busy database makes them wait (up to the timeout) instead
+    # of failing with "database is locked"; WAL lets readers go on meanwhile.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
