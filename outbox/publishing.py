@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 import zlib
 from dataclasses import dataclass
 
@@ -16,6 +17,20 @@ from outbox.errors import InvalidEvent, NotInTransaction
 from outbox.registry import Event, registry
 
 logger = logging.getLogger(__name__)
+
+_INSERT = (
+    "INSERT INTO outbox_outboxevent (event_id, event_type, version, aggregate_type, "
+    "aggregate_id, aggregate_version, partition, payload, headers, occurred_at, attempts, "
+    "last_error) SELECT %s, %s, %s, %s, %s, COALESCE(MAX(aggregate_version), 0) + 1, %s, "
+)
+_TAIL = (
+    ", %s, 0, '' FROM outbox_outboxevent WHERE aggregate_type = %s AND aggregate_id = %s "
+    "RETURNING id"
+)
+INSERT_EVENT = {
+    "postgresql": _INSERT + "CAST(%s AS jsonb), CAST(%s AS jsonb)" + _TAIL,
+    "sqlite": _INSERT + "%s, %s" + _TAIL,
+}
 
 
 def partition_for(aggregate_type: str, aggregate_id: str) -> int:
@@ -34,8 +49,6 @@ def publish(event: Event, *, using: str = "default") -> int:
     ``InvalidEvent`` when the event is not a registered type or its payload,
     once turned into JSON, no longer matches its schema. Nothing is written then.
     """
-    from outbox.models import OutboxEvent
-
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
         raise NotInTransaction(
@@ -46,35 +59,40 @@ def publish(event: Event, *, using: str = "default") -> int:
     if registry.events.get((cls.name, cls.version)) is not cls:
         raise InvalidEvent(f"{cls.__qualname__} is not a registered event type")
     try:
-        payload = event.payload()
+        payload = json.dumps(event.payload())
         # What consumers will see is the JSON form: check that it still fits, strictly
         # (lax validation would let "5" pass for an int and store the string).
-        cls.model_validate_json(json.dumps(payload))
+        cls.model_validate_json(payload)
     except (ValueError, TypeError) as exc:  # pydantic's errors are ValueErrors
         raise InvalidEvent(f"{cls.name} v{cls.version}: {exc}") from exc
 
     aggregate_id = event.aggregate_id()
-    last = (
-        OutboxEvent.objects.using(using)
-        .filter(aggregate_type=cls.aggregate_type, aggregate_id=aggregate_id)
-        .order_by("-aggregate_version")
-        .values_list("aggregate_version", flat=True)
-        .first()
-    )
-    row = OutboxEvent.objects.using(using).create(
-        event_type=cls.name,
-        version=cls.version,
-        aggregate_type=cls.aggregate_type,
-        aggregate_id=aggregate_id,
-        aggregate_version=(last or 0) + 1,
-        partition=partition_for(cls.aggregate_type, aggregate_id),
-        payload=payload,
-        headers=context.current().headers(),
-        occurred_at=timezone.now(),
-    )
+    partition = partition_for(cls.aggregate_type, aggregate_id)
+    # One statement numbers the aggregate's version and inserts the row. Two
+    # writers of one aggregate collide on its unique version: callers lock the
+    # aggregate's row first, so they queue instead.
+    event_id = uuid.uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_EVENT[connection.vendor],
+            [
+                event_id if connection.features.has_native_uuid_field else event_id.hex,
+                cls.name,
+                cls.version,
+                cls.aggregate_type,
+                aggregate_id,
+                partition,
+                payload,
+                json.dumps(context.current().headers()),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                cls.aggregate_type,
+                aggregate_id,
+            ],
+        )
+        sequence = cursor.fetchone()[0]
     if settings.OUTBOX_WAKE_ON_COMMIT:
-        _wake_relay_on_commit(connection, using, row.partition)
-    return row.pk
+        _wake_relay_on_commit(connection, using, partition)
+    return sequence
 
 
 @dataclass(frozen=True)
