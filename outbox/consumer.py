@@ -6,9 +6,10 @@ the consumer named after the partition. Entries it read but did not acknowledge
 pending list, and the next holder reads them first, in stream order: that is how
 a dead worker's messages are claimed again without reordering an aggregate.
 
-Each handler runs in ``transaction.atomic()`` together with the group's inbox
-row for the event; a second delivery finds the row and skips the handler. The
-entry is acknowledged (XACK) only after that transaction commits.
+Each handler runs in a savepoint together with the group's inbox row for the
+event, inside one transaction per batch read; a second delivery finds the row
+and skips the handler. Entries are acknowledged (XACK) only after that
+transaction commits.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def backoff(attempts: int) -> float:
 def apply(group: str, message: Message, handler: Handler) -> bool:
     """Apply one event for a group, effectively once; returns False if already applied.
 
-    Runs the handler and writes the inbox row in one transaction. Raises what the
+    Runs the handler and writes the inbox row in one transaction (a savepoint when
+    the caller has one open, as the consumer does per batch). Raises what the
     handler raises (nothing is then written), and ``NoUpcaster`` when no
     upcaster brings the event to the handler's version.
     """
@@ -293,11 +295,14 @@ def consume(
                 break
             acks = []
             stopped = False
-            for entry_id, fields in entries:
-                if not _process(run, entry_id, fields, result, fresh=start == ">"):
-                    stopped = True
-                    break
-                acks.append(entry_id)
+            # One commit per batch: each event's handler and inbox row run in a
+            # savepoint of it, so a failing handler undoes only its own work.
+            with transaction.atomic():
+                for entry_id, fields in entries:
+                    if not _process(run, entry_id, fields, result, fresh=start == ">"):
+                        stopped = True
+                        break
+                    acks.append(entry_id)
             if acks:
                 client.xack(run.stream, group, *acks)
                 result.acked += len(acks)

@@ -154,6 +154,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than any task: a late-acked message is only redelivered after this.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep a pool process's database connection across tasks (Celery closes it around
+# every task otherwise): a reconnect costs more than a relay or consume run.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 330
 
