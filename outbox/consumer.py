@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from outbox import context, lease, streams
+from outbox.doorbell import Doorbell
 from outbox.errors import NoUpcaster
 from outbox.message import MalformedEntry, Message
 from outbox.models import DeadLetter, DeliveryFailure, InboxEntry
@@ -275,7 +276,7 @@ def consume(
         if not got:
             result.busy = True
             return result
-        client.delete(streams.key("bell", "consume", group, partition))
+        Doorbell.consumer(group, partition).clear(client)
         run.blocked = {
             (a_type, a_id): pk
             for pk, a_type, a_id in DeadLetter.objects.filter(

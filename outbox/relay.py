@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -21,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from outbox import lease, streams
+from outbox.doorbell import Doorbell
 from outbox.message import encode_row
 
 logger = logging.getLogger(__name__)
@@ -75,8 +77,8 @@ class MarkerLost(redis.RedisError):
 
 def relay_batch(
     partition: int, *, client: redis.Redis | None = None, batch_size: int | None = None
-) -> int:
-    """Publish one batch of the partition's oldest unpublished events; returns how many.
+) -> list[str]:
+    """Publish one batch of the partition's oldest unpublished events; returns their types.
 
     The caller holds the partition's relay lease. Raises ``MarkerLost``, having
     appended and marked nothing, when Redis lost its data (or a recovery re-set
@@ -104,7 +106,7 @@ def relay_batch(
         if not rows:
             if failure is not None:
                 raise failure
-            return 0
+            return []
         ids = [row[0] for row in rows]
         if failure is None:
             pipe.multi()
@@ -124,7 +126,7 @@ def relay_batch(
     if failure is not None:
         logger.warning("relay: XADD to %s failed: %s", stream, failure)
         raise failure
-    return len(rows)
+    return [row[2] for row in rows]
 
 
 def relay_partition(
@@ -133,7 +135,7 @@ def relay_partition(
     client: redis.Redis | None = None,
     max_seconds: float = 5.0,
     batch_size: int | None = None,
-    on_batch=None,
+    on_batch: Callable[[int, list[str]], None] | None = None,
 ) -> RelayResult:
     """Relay a partition until it is drained or ``max_seconds`` have passed.
 
@@ -148,11 +150,11 @@ def relay_partition(
         if not got:
             result.busy = True
             return result
-        client.delete(streams.key("bell", "relay", partition))
+        Doorbell.relay(partition).clear(client)
         recoveries = 0
         while time.monotonic() < deadline:
             try:
-                count = relay_batch(partition, client=client, batch_size=batch_size)
+                types = relay_batch(partition, client=client, batch_size=batch_size)
             except MarkerLost:
                 # Redis lost its data: what the groups had not applied goes out
                 # again first, then the newer events, in order.
@@ -163,13 +165,13 @@ def relay_partition(
 
                 recover_if_lost()
                 continue
-            if count == 0:
+            if not types:
                 break
-            result.published += count
+            result.published += len(types)
             result.batches += 1
             if on_batch is not None:
-                on_batch(partition)
-            if count < batch_size:
+                on_batch(partition, types)
+            if len(types) < batch_size:
                 break
         else:
             result.more = True

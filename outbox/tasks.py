@@ -1,49 +1,65 @@
 """Celery tasks: the relay, the consumers and housekeeping, all inside ``celery worker``.
 
-Tasks are woken by doorbells: a Redis key set with NX by whoever has news (the
-commit of an outbox row, a relayed batch), which sends one task only if none is
-already queued. The task holding the lease clears the bell before it works and
-looks at it again after releasing the lease, so a wake-up that arrives while it
-works is never lost. The beat schedule polls everything every few seconds as a
+Tasks are woken by doorbells (``outbox.doorbell``): a commit that published
+rings its partition's relay, a relayed batch rings the groups subscribed to
+what it carried. The beat schedule polls everything every few seconds as a
 safety net: no Celery message is the only record of anything.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
 from outbox import streams
+from outbox.doorbell import Doorbell, ring
 from outbox.registry import registry
 
 logger = logging.getLogger(__name__)
 
-BELL_TTL_S = 30  # a bell whose task was lost stops blocking new wake-ups after this
 ROUNDS = 20  # lease rounds per task before it hands over to a fresh task
 
 
-def _ring(bell: str, task, kwargs: dict) -> None:
-    if streams.get_redis().set(bell, 1, nx=True, ex=BELL_TTL_S):
-        task.apply_async(kwargs=kwargs)
-
-
 def wake_relay(partition: int) -> None:
-    _ring(streams.key("bell", "relay", partition), relay_partition, {"partition": partition})
+    ring(
+        streams.get_redis(),
+        [
+            (
+                Doorbell.relay(partition),
+                lambda: relay_partition.apply_async(kwargs={"partition": partition}),
+            )
+        ],
+    )
 
 
-def wake_consumers(partition: int) -> None:
-    """Ring every group's bell for a partition (one pipelined round trip)."""
-    client = streams.get_redis()
-    names = sorted(registry.groups)
-    pipe = client.pipeline(transaction=False)
-    for group in names:
-        pipe.set(streams.key("bell", "consume", group, partition), 1, nx=True, ex=BELL_TTL_S)
-    for group, rung in zip(names, pipe.execute(), strict=True):
-        if rung:
-            consume.apply_async(kwargs={"group": group, "partition": partition})
+def wake_consumers(partition: int, event_types: Iterable[str] | None = None) -> None:
+    """Ring the bells of the groups subscribed to ``event_types`` (every group if None).
+
+    Groups subscribed to none of them are not woken: they acknowledge such
+    entries on their next run or beat's poll.
+    """
+    types = None if event_types is None else set(event_types)
+    groups = [
+        name
+        for name, group in sorted(registry.groups.items())
+        if types is None or not types.isdisjoint(group.handlers)
+    ]
+    ring(
+        streams.get_redis(),
+        [
+            (
+                Doorbell.consumer(group, partition),
+                lambda group=group: consume.apply_async(
+                    kwargs={"group": group, "partition": partition}
+                ),
+            )
+            for group in groups
+        ],
+    )
 
 
 @shared_task(name="outbox.tasks.relay_partition")
@@ -52,14 +68,16 @@ def relay_partition(*, partition: int) -> int:
     from outbox.relay import relay_partition as run
 
     client = streams.get_redis()
-    bell = streams.key("bell", "relay", partition)
+    bell = Doorbell.relay(partition)
     published = 0
     for _ in range(ROUNDS):
         result = run(partition, on_batch=wake_consumers)
         published += result.published
-        if result.busy or not (result.more or client.exists(bell)):
+        if result.busy:
+            return published  # the holder looks at the bell when it finishes
+        if not result.more and not bell.done(client):
             return published
-    wake_relay(partition)
+    relay_partition.apply_async(kwargs={"partition": partition})
     return published
 
 
@@ -81,16 +99,20 @@ def consume(*, group: str, partition: int) -> int:
         logger.error("consume: unknown group %r, ignoring the task", group)
         return 0
     client = streams.get_redis()
-    bell = streams.key("bell", "consume", group, partition)
+    bell = Doorbell.consumer(group, partition)
     handled = 0
     for _ in range(ROUNDS):
         result = run(group, partition)
         handled += result.handled
+        if result.busy:
+            return handled  # the holder looks at the bell when it finishes
         if result.retry_at is not None:
+            # The partition waits for a failed entry's backoff; the bell stays
+            # "queued" meanwhile, so rings do not send tasks that would only wait too.
             delay = max((result.retry_at - timezone.now()).total_seconds(), 0.0)
             consume.apply_async(kwargs={"group": group, "partition": partition}, countdown=delay)
             return handled
-        if result.busy or not (result.more or client.exists(bell)):
+        if not result.more and not bell.done(client):
             return handled
     consume.apply_async(kwargs={"group": group, "partition": partition})
     return handled
@@ -98,9 +120,10 @@ def consume(*, group: str, partition: int) -> int:
 
 @shared_task(name="outbox.tasks.consume_all")
 def consume_all() -> None:
-    """The beat's poll: one consume task per group and partition (skipped when one is queued)."""
+    """The beat's poll: one consume task per group and partition, whatever the bells say."""
     for partition in streams.partitions():
-        wake_consumers(partition)
+        for group in sorted(registry.groups):
+            consume.apply_async(kwargs={"group": group, "partition": partition})
 
 
 @shared_task(name="outbox.tasks.check_redis")
