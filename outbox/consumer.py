@@ -75,7 +75,7 @@ def backoff(attempts: int) -> float:
     return min(base * (2 ** (attempts - 1)), settings.OUTBOX_RETRY_BACKOFF_MAX_S)
 
 
-def apply(group: str, message: Message, handler: Handler) -> bool:
+def apply(group: str, message: Message, handler: Handler, *, savepoint: bool = True) -> bool:
     """Apply one event for a group, effectively once; returns False if already applied.
 
     Runs the handler and writes the inbox row in one transaction (a savepoint when
@@ -88,7 +88,7 @@ def apply(group: str, message: Message, handler: Handler) -> bool:
             registry.upcast(message.type, message.version, message.payload, handler.min_version),
             handler.min_version,
         )
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         with connection.cursor() as cursor:
             event_id = _EVENT_ID_FIELD.get_db_prep_value(message.event_id, connection)
             cursor.execute(INSERT_INBOX, [group, event_id, message.type, timezone.now()])
@@ -142,13 +142,25 @@ def _dead_letter(
         run.blocked[(message.aggregate_type, message.aggregate_id)] = letter.pk
 
 
+class _HandlerFailed(Exception):
+    """A handler failed on the fast path: the batch is rolled back and redone carefully."""
+
+
 def _process(
-    run: _Run, entry_id: str, fields: dict | None, result: ConsumeResult, *, fresh: bool
+    run: _Run,
+    entry_id: str,
+    fields: dict | None,
+    result: ConsumeResult,
+    *,
+    fresh: bool,
+    fast: bool = False,
 ) -> bool:
     """Handle one entry. True: acknowledge it. False: leave it pending and stop.
 
     ``fresh`` entries were just read for the first time, so no failure is recorded
     for them yet: only entries re-read from the pending list need that lookup.
+    ``fast`` applies without a savepoint and raises ``_HandlerFailed`` when the
+    handler fails, for the caller to roll the whole batch back.
     """
     group = registry.groups[run.group]
     try:
@@ -193,8 +205,12 @@ def _process(
         result.retry_at = failure.next_attempt_at
         return False
     try:
-        applied = apply(run.group, message, handler)
-    except Exception as exc:  # noqa: BLE001 - any handler error is recorded, never a crash loop
+        applied = apply(run.group, message, handler, savepoint=not fast)
+    except (
+        Exception
+    ) as exc:  # any handler error is recorded (or redone carefully), never a crash loop
+        if fast:
+            raise _HandlerFailed from exc
         attempts = (failure.attempts if failure else 0) + 1
         error = f"{type(exc).__name__}: {exc}"
         if attempts >= settings.OUTBOX_MAX_ATTEMPTS or isinstance(exc, NoUpcaster):
@@ -236,6 +252,38 @@ def _process(
     if applied:
         result.handled += 1
     return True
+
+
+def _apply_batch(
+    run: _Run, entries: list, result: ConsumeResult, *, fresh: bool
+) -> tuple[list[str], bool]:
+    """Apply a batch read in one transaction; returns (entry ids to acknowledge, stopped).
+
+    Fresh batches first go the fast way, without a savepoint per event (two round
+    trips fewer each). If a handler fails there, the whole batch rolls back and is
+    redone the careful way: each event in a savepoint, so the failure undoes only
+    its own work and is counted towards its retries.
+    """
+    if fresh:
+        trial = ConsumeResult()
+        blocked = dict(run.blocked)
+        try:
+            with transaction.atomic():
+                for entry_id, fields in entries:
+                    _process(run, entry_id, fields, trial, fresh=True, fast=True)
+        except _HandlerFailed:
+            run.blocked = blocked
+        else:
+            result.handled += trial.handled
+            result.dead_lettered += trial.dead_lettered
+            return [entry_id for entry_id, _ in entries], False
+    acks: list[str] = []
+    with transaction.atomic():
+        for entry_id, fields in entries:
+            if not _process(run, entry_id, fields, result, fresh=fresh):
+                return acks, True
+            acks.append(entry_id)
+    return acks, False
 
 
 def _read(client: redis.Redis, run: _Run, start: str, count: int, block_ms: int | None):
@@ -294,16 +342,7 @@ def consume(
                     start = ">"
                     continue
                 break
-            acks = []
-            stopped = False
-            # One commit per batch: each event's handler and inbox row run in a
-            # savepoint of it, so a failing handler undoes only its own work.
-            with transaction.atomic():
-                for entry_id, fields in entries:
-                    if not _process(run, entry_id, fields, result, fresh=start == ">"):
-                        stopped = True
-                        break
-                    acks.append(entry_id)
+            acks, stopped = _apply_batch(run, entries, result, fresh=start == ">")
             if acks:
                 client.xack(run.stream, group, *acks)
                 result.acked += len(acks)

@@ -123,3 +123,24 @@ def test_a_handler_s_lookup_error_is_retried_like_any_fault(settings):
     assert failure.attempts == 1
     assert failure.last_error == "KeyError: 'a key the handler expected'"
     assert not DeadLetter.objects.filter(group="probe-alpha").exists()
+
+
+@pytest.mark.django_db
+def test_a_failure_inside_a_batch_undoes_only_itself_and_counts_one_attempt(settings):
+    # given one batch: a good event, a failing one, another good one (three aggregates)
+    settings.OUTBOX_RETRY_BACKOFF_S = 60.0
+    first, broken, last = (Thing.objects.create(name=n) for n in ("first", "broken", "last"))
+    Switch.objects.create(kind="fail", on=True)
+    thing_event(first.pk)
+    thing_event(broken.pk, kind="fail")
+    thing_event(last.pk)
+    relay_partition(0)
+    # when
+    result = consume("probe-alpha", 0)
+    # then the event before the failure is applied once, the failure waits with one
+    # attempt counted, and nothing after it ran (the partition keeps its order)
+    assert (result.handled, result.acked) == (1, 1)
+    assert list(
+        Effect.objects.filter(group="probe-alpha").values_list("aggregate_id", flat=True)
+    ) == [str(first.pk)]
+    assert DeliveryFailure.objects.get(group="probe-alpha").attempts == 1
