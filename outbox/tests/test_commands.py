@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
-from conftest import process_env
+from conftest import process_env, wait_for
 from outbox import publish
 from outbox.models import DeadLetter, OutboxEvent
 from outbox.testing import drain
@@ -152,3 +152,47 @@ def test_relay_once_publishes_everything():
     output = _run("outbox_relay", "--once", "--no-wake")
     assert output.strip() == "relayed 2 event(s)"
     assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_consume_rejects_an_unknown_group_or_partition():
+    with pytest.raises(CommandError, match=r"^unknown consumer group 'nope' \(known: "):
+        call_command("outbox_consume", "--group", "nope")
+    with pytest.raises(CommandError, match=r"^partition 3 does not exist \(0\.\.0\)$"):
+        call_command("outbox_consume", "--partition", "3")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_consume_in_the_foreground_applies_events_and_stops_on_sigterm(settings):
+    import signal
+
+    # given a foreground consumer for one group, in its own process
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "outbox_consume",
+            "--group",
+            "probe-alpha",
+            "--block-ms",
+            "50",
+        ],
+        cwd=ROOT,
+        env=process_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # when an event is published and relayed
+        _publish(11, 1)
+        _run("outbox_relay", "--once", "--no-wake")
+        # then that group applies it, and no other group was run
+        wait_for(lambda: Effect.objects.filter(aggregate_id="11").exists(), timeout=30)
+        assert list(Effect.objects.filter(aggregate_id="11").values_list("group", flat=True)) == [
+            "probe-alpha"
+        ]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output

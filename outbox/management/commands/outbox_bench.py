@@ -223,8 +223,6 @@ class Command(BaseCommand):
             default="baselines,relay,consumers,celery,foreground",
             help="comma-separated subset of baselines,relay,consumers,celery,foreground",
         )
-        # Internal: the tight consumer loop the latency phase runs in child processes.
-        parser.add_argument("--consume-loop", metavar="GROUP", help=argparse_suppress())
 
     # --- entry point ---------------------------------------------------------
 
@@ -234,9 +232,6 @@ class Command(BaseCommand):
                 "the benchmark app is not installed: run with "
                 "DJANGO_SETTINGS_MODULE=shop.bench_settings (make bench-outbox does)"
             )
-        if options["consume_loop"]:
-            self.consume_loop(options["consume_loop"], options["block_ms"])
-            return
         phases = {p.strip() for p in options["phases"].split(",") if p.strip()}
         unknown = phases - {"baselines", "relay", "consumers", "celery", "foreground"}
         if unknown:
@@ -757,8 +752,8 @@ class Command(BaseCommand):
                 settings.OUTBOX_WAKE_ON_COMMIT = False
                 how = (
                     f"manage.py outbox_relay --no-wake --interval {self.options['relay_interval']} "
-                    f"+ one loop per bench group of consume(group, 0, "
-                    f"block_ms={self.options['block_ms']})"
+                    f"+ manage.py outbox_consume --group G --block-ms {self.options['block_ms']} "
+                    "per bench group"
                 )
             failures = CountingFilter()
             logging.getLogger(ON_COMMIT_LOGGER).addFilter(failures)
@@ -858,8 +853,8 @@ class Command(BaseCommand):
                 [
                     sys.executable,
                     manage,
-                    "outbox_bench",
-                    "--consume-loop",
+                    "outbox_consume",
+                    "--group",
                     group,
                     "--block-ms",
                     str(self.options["block_ms"]),
@@ -1018,18 +1013,6 @@ class Command(BaseCommand):
                 counts[name] += 1
         return dict(sorted(counts.items()))
 
-    # --- the consumer loop (child process) -------------------------------------
-
-    def consume_loop(self, group: str, block_ms: int) -> None:
-        from outbox.consumer import consume
-
-        stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: stopping.set())
-        streams.ensure_groups()
-        while not stopping.is_set():
-            consume(group, PARTITION, block_ms=block_ms, max_seconds=1.0)
-
     def budget(self, report: dict) -> dict | None:
         """The CPU the pipeline needs at the offered rate, from the per-event costs measured."""
         rows = report.get("latency", {}).get("rows", {})
@@ -1176,9 +1159,3 @@ class Command(BaseCommand):
                 f"{'  of which COMMIT':<34}{t['commit_only']['p50']:>8.3f}"
                 f"{t['commit_only']['p99']:>8.3f}"
             )
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
