@@ -9,6 +9,7 @@ safety net: no Celery message is the only record of anything.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from celery import shared_task
@@ -21,7 +22,9 @@ from outbox.registry import registry
 
 logger = logging.getLogger(__name__)
 
-ROUNDS = 20  # lease rounds per task before it hands over to a fresh task
+# How long one task works before it re-queues itself (at the back of the queue), so
+# that one busy group or partition does not keep the pool from the others.
+SLICE_S = 0.5
 
 
 def wake_relay(partition: int) -> None:
@@ -64,14 +67,15 @@ def wake_consumers(partition: int, event_types: Iterable[str] | None = None) -> 
 
 @shared_task(name="outbox.tasks.relay_partition")
 def relay_partition(*, partition: int) -> int:
-    """Relay one partition until drained; returns how many events it published."""
+    """Relay one partition for a slice of time (re-queued while more remain); returns how many."""
     from outbox.relay import relay_partition as run
 
     client = streams.get_redis()
     bell = Doorbell.relay(partition)
     published = 0
-    for _ in range(ROUNDS):
-        result = run(partition, on_batch=wake_consumers)
+    deadline = time.monotonic() + SLICE_S
+    while time.monotonic() < deadline:
+        result = run(partition, on_batch=wake_consumers, max_seconds=SLICE_S)
         published += result.published
         if result.busy:
             return published  # the holder looks at the bell when it finishes
@@ -92,7 +96,7 @@ def relay() -> int:
 
 @shared_task(name="outbox.tasks.consume")
 def consume(*, group: str, partition: int) -> int:
-    """Apply a group's handlers to one partition until drained; returns how many were handled."""
+    """Apply a group's handlers to one partition for a slice (re-queued while more remain)."""
     from outbox.consumer import consume as run
 
     if group not in registry.groups:
@@ -101,8 +105,9 @@ def consume(*, group: str, partition: int) -> int:
     client = streams.get_redis()
     bell = Doorbell.consumer(group, partition)
     handled = 0
-    for _ in range(ROUNDS):
-        result = run(group, partition)
+    deadline = time.monotonic() + SLICE_S
+    while time.monotonic() < deadline:
+        result = run(group, partition, max_seconds=SLICE_S)
         handled += result.handled
         if result.busy:
             return handled  # the holder looks at the bell when it finishes
