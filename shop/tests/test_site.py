@@ -18,3 +18,14 @@ def test_openapi_schema_and_docs_are_served():
     docs = Client().get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+@pytest.mark.django_db
+def test_every_admin_changelist_opens_for_staff(admin_client):
+    from django.contrib import admin
+    from django.urls import reverse
+
+    for model in admin.site._registry:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
