@@ -77,7 +77,7 @@ def main() -> None:
     subprocess.run([*manage, "seed_demo"], env=env, check=True)
     sqlite = not env.get("DATABASE_URL", "").startswith(("postgres", "pgsql"))
     # SQLite has no advisory locks: one worker process keeps relay and consumers in order.
-    concurrency = "1" if sqlite else env.get("WORKER_CONCURRENCY", "2")
+    concurrency = "1" if sqlite else env.get("WORKER_CONCURRENCY", "4")
     host = env.get("HOST", "127.0.0.1:8000")
     procs = {
         "web": [*manage, "runserver", host, "--noreload"],
