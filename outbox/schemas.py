@@ -26,11 +26,11 @@ def snapshot_path() -> Path:
 
 
 def current() -> dict[str, dict[str, Any]]:
-    """Schema of each registered event, keyed ``name@vN``, leaving out test-only events."""
+    """Schema of each registered event, keyed ``name@vN``, leaving out test and bench events."""
     return {
         f"{name}@v{version}": cls.model_json_schema()
         for (name, version), cls in sorted(registry.events.items())
-        if not cls.__module__.startswith("outbox.tests")
+        if not cls.__module__.startswith(("outbox.tests", "outbox.bench"))
     }
 
 
