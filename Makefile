@@ -30,6 +30,7 @@ test: install
 	$(BIN)/python manage.py makemigrations --check --dry-run && \
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null && \
 	DJANGO_SETTINGS_MODULE=shop.test_settings $(BIN)/python manage.py makemigrations probe --check --dry-run && \
+	DJANGO_SETTINGS_MODULE=shop.bench_settings $(BIN)/python manage.py makemigrations outbox_bench --check --dry-run && \
 	$(BIN)/pytest
 
 lint: install
