@@ -137,3 +137,33 @@ def test_an_inactive_user_gets_no_token():
 
     with pytest.raises(DomainError):
         services.auth_token_obtain(username="alice", password=GOOD_PASSWORD)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sign_ups_differing_only_in_case_at_once_make_one_user():
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def sign_up(name: str) -> None:
+        barrier.wait(timeout=10)
+        try:
+            services.customer_sign_up(
+                username=name, email=f"{name}@example.com", password="a-long-pass-phrase-42"
+            )
+            outcomes.append("created")
+        except DomainError as exc:
+            outcomes.append(f"{exc.field}: {exc.message}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sign_up, args=(n,)) for n in ("Eve", "eve")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["created", "username: A user with that username already exists."]
+    assert get_user_model().objects.filter(username__iexact="eve").count() == 1
