@@ -95,12 +95,12 @@ def relay_batch(
         # stream, newer events of an aggregate would overtake the republished ones.
         try:
             pipe.watch(marker)
-            if not pipe.exists(marker):
-                raise MarkerLost(f"the marker {marker} is missing")
-        except MarkerLost:
-            raise
+            present = pipe.exists(marker)
         except redis.RedisError as exc:
             failure = exc
+        else:
+            if not present:
+                raise MarkerLost(f"the marker {marker} is missing")
         cursor.execute(SELECT_BATCH[connection.vendor], [partition, batch_size])
         rows = cursor.fetchall()
         if not rows:

@@ -87,10 +87,11 @@ def relay_partition(*, partition: int) -> int:
 
 @shared_task(name="outbox.tasks.relay")
 def relay() -> int:
-    """The beat's poll: relay every partition (each one skipped if another relay holds it)."""
-    from outbox.replay import recover_if_lost
+    """The beat's poll: relay every partition (each one skipped if another relay holds it).
 
-    recover_if_lost()
+    A relay run is also what notices that Redis lost its data (the marker is gone)
+    and republishes what the groups had not applied, before anything newer.
+    """
     return sum(relay_partition(partition=p) for p in streams.partitions())
 
 
@@ -129,14 +130,6 @@ def consume_all() -> None:
     for partition in streams.partitions():
         for group in sorted(registry.groups):
             consume.apply_async(kwargs={"group": group, "partition": partition})
-
-
-@shared_task(name="outbox.tasks.check_redis")
-def check_redis() -> int | None:
-    """Notice that Redis lost its data and republish what the groups have not applied."""
-    from outbox.replay import recover_if_lost
-
-    return recover_if_lost()
 
 
 @shared_task(name="outbox.tasks.trim_streams")

@@ -179,7 +179,6 @@ OUTBOX_WAKE_ON_COMMIT = env.bool("OUTBOX_WAKE_ON_COMMIT", default=True)
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {"task": "outbox.tasks.relay", "schedule": OUTBOX_POLL_INTERVAL_S},
     "outbox-consume": {"task": "outbox.tasks.consume_all", "schedule": OUTBOX_POLL_INTERVAL_S},
-    "outbox-check-redis": {"task": "outbox.tasks.check_redis", "schedule": 10.0},
     "outbox-trim": {"task": "outbox.tasks.trim_streams", "schedule": 60.0},
     "outbox-prune": {"task": "outbox.tasks.prune", "schedule": 3600.0},
 }

@@ -5,7 +5,6 @@ from django.core.management import BaseCommand
 
 from outbox import streams
 from outbox.relay import relay_partition
-from outbox.replay import recover_if_lost
 from outbox.tasks import wake_consumers
 
 
@@ -29,13 +28,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         on_batch = None if options["no_wake"] else wake_consumers
-        streams.ensure_groups()
-        last_check = 0.0
         total = 0
         while not self.stopping:
-            if time.monotonic() - last_check > 10:
-                recover_if_lost()
-                last_check = time.monotonic()
             moved = sum(
                 relay_partition(p, on_batch=on_batch).published for p in streams.partitions()
             )
