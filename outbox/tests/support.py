@@ -99,10 +99,16 @@ def lose_redis_data() -> None:
     client.flushdb()
 
 
-def child(*args: str, **env: str) -> subprocess.Popen:
-    """``python -m outbox.tests.loops ...`` seeing this test's database and Redis keys."""
+def child(role: str, *args: str, **env: str) -> subprocess.Popen:
+    """A foreground relay (``child("relay", "--once")``) or consumer (``child("consume",
+    GROUP)``) as operators run them, seeing this test's database and Redis keys."""
+    command = (
+        ["outbox_relay", "--no-wake", "--interval", "0.01", *args]
+        if role == "relay"
+        else ["outbox_consume", "--block-ms", "50", "--group", *args]
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "outbox.tests.loops", *args],
+        [sys.executable, "manage.py", *command],
         env=process_env(settings, **env),
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._stop)
         on_batch = None if options["no_wake"] else wake_consumers
         total = 0
+        if not options["once"]:
+            self.stdout.write(f"relaying {len(streams.partitions())} partition(s); Ctrl-C stops")
         while not self.stopping:
             moved = sum(
                 relay_partition(p, on_batch=on_batch).published for p in streams.partitions()
