@@ -46,10 +46,6 @@ class OutboxEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.event_type} v{self.version} {self.aggregate_type}:{self.aggregate_id}"
 
-    @property
-    def is_published(self) -> bool:
-        return self.published_at is not None
-
 
 class InboxEntry(models.Model):
     """That a consumer group applied an event; written in the handler's transaction."""

@@ -176,10 +176,6 @@ class Registry:
             version += 1
         return payload
 
-    def subscriptions(self) -> dict[str, set[str]]:
-        """Each group's subscribed event types."""
-        return {name: set(group.handlers) for name, group in self.groups.items()}
-
 
 registry = Registry()
 
