@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from django.db.models import Min
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from outbox import streams
@@ -63,8 +63,6 @@ def status() -> dict[str, Any]:
 
 
 def _dead_letter_counts() -> dict[str, int]:
-    from django.db.models import Count
-
     rows = (
         DeadLetter.objects.filter(status=DeadLetter.Status.DEAD)
         .values("group")
