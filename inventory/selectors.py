@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from inventory.models import Product, Reservation
+from inventory.models import Product
 from shop.errors import NotFound
 
 
@@ -16,7 +16,3 @@ def product_get(*, sku: str) -> Product:
     if product is None:
         raise NotFound(f"No product with SKU {sku!r}.")
     return product
-
-
-def reservation_for_order(*, order_id: int) -> Reservation | None:
-    return Reservation.objects.filter(order_id=order_id).prefetch_related("lines").first()

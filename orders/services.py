@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,8 +21,6 @@ from orders.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderLin
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
 from shop.errors import Conflict, DomainError, NotFound
-
-logger = logging.getLogger(__name__)
 
 CURRENCY = "EUR"
 DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test-gateway token name, not a secret
