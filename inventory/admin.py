@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 
 from inventory import services
 from inventory.models import Product, Reservation, ReservationLine
+from shop.admin import ReadOnlyAdmin, ReadOnlyInline
 from shop.errors import DomainError
 
 
@@ -126,34 +127,17 @@ class ProductAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/inventory/product/restock.html", context)
 
 
-class ReservationLineInline(admin.TabularInline):
+class ReservationLineInline(ReadOnlyInline):
     model = ReservationLine
     fields = ["sku", "quantity"]
     readonly_fields = ["sku", "quantity"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Reservation | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Reservation | None = None) -> bool:
-        return False
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(ReadOnlyAdmin):
     list_display = ["order_id", "status", "failure_reason", "created_at", "updated_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["=order_id", "lines__sku"]
     readonly_fields = ["order_id", "status", "failure_reason", "created_at", "updated_at"]
     inlines = [ReservationLineInline]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Reservation | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Reservation | None = None) -> bool:
-        return False

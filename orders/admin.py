@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -12,34 +11,14 @@ from django.utils.html import format_html, format_html_join
 
 from orders import selectors, services
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
+from shop.admin import ReadOnlyAdmin, ReadOnlyInline
 from shop.errors import DomainError
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History and replicas: viewable, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(ReadOnlyInline):
     model = OrderLine
     fields = ["sku", "name", "unit_price", "quantity"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Order)

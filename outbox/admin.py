@@ -4,19 +4,7 @@ from django.http import HttpRequest
 
 from outbox import deadletters, replay
 from outbox.models import DeadLetter, DeliveryFailure, InboxEntry, OutboxEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History: visible, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+from shop.admin import ReadOnlyAdmin
 
 
 class PublishedFilter(admin.SimpleListFilter):

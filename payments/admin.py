@@ -6,10 +6,11 @@ from django.http import HttpRequest
 
 from payments import services
 from payments.models import Payment
+from shop.admin import ReadOnlyAdmin
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "order_id",
@@ -36,15 +37,6 @@ class PaymentAdmin(admin.ModelAdmin):
     ]
     date_hierarchy = "created_at"
     actions = ["refund_selected"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Payment | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Payment | None = None) -> bool:
-        return False
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
         # Changes are refused in the form (history), but refunding is a change all the same.

@@ -4,11 +4,12 @@ from django.http import HttpRequest
 
 from shipping import services
 from shipping.models import Shipment
+from shop.admin import ReadOnlyAdmin
 from shop.errors import DomainError
 
 
 @admin.register(Shipment)
-class ShipmentAdmin(admin.ModelAdmin):
+class ShipmentAdmin(ReadOnlyAdmin):
     """Shipments change only through services: the admin lists them and dispatches."""
 
     list_display = [
@@ -34,15 +35,6 @@ class ShipmentAdmin(admin.ModelAdmin):
         "dispatched_at",
     ]
     actions = ["dispatch_selected"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Shipment | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Shipment | None = None) -> bool:
-        return False
 
     def has_dispatch_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("shipping.change_shipment")
