@@ -104,65 +104,26 @@ def _out_of_stock_reason(payload: dict) -> str:
 # --- the timeline projection: every event that concerns an order ------------------------
 
 
-@timeline.handler("orders.OrderCreated")
-def timeline_order_created(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("orders.OrderConfirmed")
-def timeline_order_confirmed(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("orders.OrderCancelled")
-def timeline_order_cancelled(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("inventory.StockReserved")
-def timeline_stock_reserved(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("inventory.StockReservationFailed")
-def timeline_stock_reservation_failed(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("inventory.StockReleased")
-def timeline_stock_released(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("payments.PaymentProcessed")
-def timeline_payment_processed(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("payments.PaymentFailed")
-def timeline_payment_failed(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("payments.PaymentRefunded")
-def timeline_payment_refunded(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("shipping.ShipmentCreated")
-def timeline_shipment_created(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("shipping.OrderShipped")
-def timeline_order_shipped(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
-@timeline.handler("shipping.ShipmentCancelled")
-def timeline_shipment_cancelled(message: Message) -> None:
-    services.timeline_apply(message=message)
-
-
 # What the projection is built from; ``timeline_rebuild`` reads the log for these.
-TIMELINE_EVENT_TYPES: tuple[str, ...] = tuple(timeline.handlers)
+TIMELINE_EVENT_TYPES: tuple[str, ...] = (
+    "orders.OrderCreated",
+    "orders.OrderConfirmed",
+    "orders.OrderCancelled",
+    "inventory.StockReserved",
+    "inventory.StockReservationFailed",
+    "inventory.StockReleased",
+    "payments.PaymentProcessed",
+    "payments.PaymentFailed",
+    "payments.PaymentRefunded",
+    "shipping.ShipmentCreated",
+    "shipping.OrderShipped",
+    "shipping.ShipmentCancelled",
+)
+
+
+def timeline_project(message: Message) -> None:
+    services.timeline_apply(message=message)
+
+
+for _event_type in TIMELINE_EVENT_TYPES:
+    timeline.handler(_event_type)(timeline_project)
