@@ -83,11 +83,7 @@ def apply(group: str, message: Message, handler: Handler, *, savepoint: bool = T
     handler raises (nothing is then written), and ``NoUpcaster`` when no
     upcaster brings the event to the handler's version.
     """
-    if message.version < handler.min_version:
-        message = message.with_payload(
-            registry.upcast(message.type, message.version, message.payload, handler.min_version),
-            handler.min_version,
-        )
+    message = handler.upcast(message)
     with transaction.atomic(savepoint=savepoint):
         with connection.cursor() as cursor:
             event_id = _EVENT_ID_FIELD.get_db_prep_value(message.event_id, connection)

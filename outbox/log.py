@@ -23,14 +23,23 @@ def to_message(row: OutboxEvent) -> Message:
     )
 
 
-def read_log(*, event_types: Iterable[str] | None = None, chunk: int = 1000) -> Iterator[Message]:
+def read_log(
+    *,
+    event_types: Iterable[str] | None = None,
+    payload: dict[str, object] | None = None,
+    chunk: int = 1000,
+) -> Iterator[Message]:
     """Every event still in the log (see the retention setting), oldest first.
 
-    Reads in chunks by sequence, so memory stays flat however long the log is.
+    ``payload`` keeps only events whose payload has these key/values (e.g.
+    ``{"order_id": 42}``), filtered in the database. Reads in chunks by sequence,
+    so memory stays flat however long the log is.
     """
     qs = OutboxEvent.objects.order_by("id")
     if event_types is not None:
         qs = qs.filter(event_type__in=list(event_types))
+    if payload:
+        qs = qs.filter(**{f"payload__{key}": value for key, value in payload.items()})
     last = 0
     while True:
         rows = list(qs.filter(id__gt=last)[:chunk])

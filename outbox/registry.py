@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from outbox.errors import ConfigurationError, NoUpcaster
+from outbox.message import Message
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[A-Z][A-Za-z0-9]*$")
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
@@ -74,6 +75,17 @@ class Handler:
     min_version: int
     max_version: int
     func: Callable[[Any], None]
+
+    def upcast(self, message: Message) -> Message:
+        """The message as this handler takes it: raised to its lowest accepted version.
+
+        Raises ``NoUpcaster`` when no upcaster bridges the gap. (Newer versions than
+        the handler accepts are the caller's to refuse.)
+        """
+        if message.version >= self.min_version:
+            return message
+        payload = registry.upcast(message.type, message.version, message.payload, self.min_version)
+        return message.with_payload(payload, self.min_version)
 
 
 @dataclass

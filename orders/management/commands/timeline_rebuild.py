@@ -11,7 +11,6 @@ from orders import services
 from orders.handlers import TIMELINE_EVENT_TYPES, timeline
 from orders.models import TimelineEntry
 from outbox.log import read_log
-from outbox.registry import registry
 
 
 class Command(BaseCommand):
@@ -35,22 +34,14 @@ class Command(BaseCommand):
                 entries = entries.filter(order_id=order)
             entries.delete()
             applied = 0
-            for message in read_log(event_types=TIMELINE_EVENT_TYPES):
-                if order is not None and message.payload.get("order_id") != order:
-                    continue
+            only = {"order_id": order} if order is not None else None
+            for message in read_log(event_types=TIMELINE_EVENT_TYPES, payload=only):
                 handler = timeline.handlers[message.type]
                 if message.version > handler.max_version:
                     # The live consumer dead-letters these too: never guess at a newer schema.
                     skipped += 1
                     continue
-                if message.version < handler.min_version:
-                    message = message.with_payload(
-                        registry.upcast(
-                            message.type, message.version, message.payload, handler.min_version
-                        ),
-                        handler.min_version,
-                    )
-                if services.timeline_apply(message=message):
+                if services.timeline_apply(message=handler.upcast(message)):
                     applied += 1
         scope = f" for order {order}" if order is not None else ""
         self.stdout.write(f"Rebuilt the timeline{scope}: {applied} entries.")
