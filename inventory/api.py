@@ -1,16 +1,16 @@
 """The catalogue (anyone) and product and stock management (staff)."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from inventory import selectors, services
 from inventory.models import Product
 from inventory.services import MAX_STOCK_CHANGE
+from shop.api import paginated_response, paginated_schema
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -27,17 +27,6 @@ class StaffProductOutputSerializer(ProductOutputSerializer):
 
     on_hand = serializers.IntegerField()
     reserved = serializers.IntegerField()
-
-
-PaginatedProductsSerializer = inline_serializer(
-    name="PaginatedProducts",
-    fields={
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": StaffProductOutputSerializer(many=True),
-    },
-)
 
 
 def _output_serializer(request: Request) -> type[ProductOutputSerializer]:
@@ -67,14 +56,13 @@ class ProductListApi(APIView):
 
     @extend_schema(
         operation_id="products_list",
-        responses=PaginatedProductsSerializer,
+        responses=paginated_schema("PaginatedProducts", StaffProductOutputSerializer(many=True)),
         description="Staff also see on_hand and reserved.",
     )
     def get(self, request: Request) -> Response:
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        page = paginator.paginate_queryset(selectors.product_list(), request, view=self)
-        data = _output_serializer(request)(page, many=True).data
-        return paginator.get_paginated_response(data)
+        return paginated_response(
+            request, self, selectors.product_list(), _output_serializer(request)
+        )
 
     @extend_schema(
         operation_id="products_create",

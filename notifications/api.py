@@ -1,8 +1,7 @@
 """The notifications API: each customer reads their own messages."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,6 +9,7 @@ from rest_framework.views import APIView
 
 from notifications import selectors
 from notifications.models import Notification
+from shop.api import paginated_response, paginated_schema
 
 
 class NotificationListApi(APIView):
@@ -25,21 +25,11 @@ class NotificationListApi(APIView):
 
     @extend_schema(
         operation_id="notifications_list",
-        responses=inline_serializer(
-            name="PaginatedNotifications",
-            fields={
-                "count": serializers.IntegerField(),
-                "next": serializers.URLField(allow_null=True),
-                "previous": serializers.URLField(allow_null=True),
-                "results": OutputSerializer(many=True),
-            },
-        ),
+        responses=paginated_schema("PaginatedNotifications", OutputSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
         notifications = selectors.notification_list(customer_id=request.user.pk)
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(notifications, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginated_response(request, self, notifications, self.OutputSerializer)
 
 
 class NotificationDetailApi(APIView):

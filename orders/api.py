@@ -14,16 +14,15 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.models import Order
+from shop.api import paginated_response, paginated_schema
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -84,17 +83,6 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
         return TimelineOutputSerializer(self.context["timeline"], many=True).data
 
 
-PaginatedOrdersSerializer = inline_serializer(
-    name="PaginatedOrders",
-    fields={
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": OrderOutputSerializer(many=True),
-    },
-)
-
-
 def _customer_scope(request: Request) -> int | None:
     """Staff see every order; a customer only their own."""
     return None if request.user.is_staff else request.user.pk
@@ -139,7 +127,7 @@ class OrderCollectionApi(APIView):
         summary="List orders",
         description="Your orders, newest first (staff see every order); paginated.",
         parameters=[FilterSerializer],
-        responses=PaginatedOrdersSerializer,
+        responses=paginated_schema("PaginatedOrders", OrderOutputSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
@@ -147,9 +135,7 @@ class OrderCollectionApi(APIView):
         orders = selectors.order_list(
             customer_id=_customer_scope(request), status=filters.validated_data.get("status")
         )
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, orders, OrderOutputSerializer)
 
     @extend_schema(
         operation_id="orders_place",

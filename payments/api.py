@@ -1,13 +1,13 @@
 """Payments as their customers (and staff) see them: read-only."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from payments import selectors
+from shop.api import OrderFilterSerializer, paginated_response, paginated_schema
 
 
 class PaymentOutputSerializer(serializers.Serializer):
@@ -20,39 +20,23 @@ class PaymentOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-PaginatedPaymentsSerializer = inline_serializer(
-    name="PaginatedPayments",
-    fields={
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": PaymentOutputSerializer(many=True),
-    },
-)
-
-
 class PaymentListApi(APIView):
     """The reader's payments (staff: everyone's), newest first; ``?order=`` narrows to one order."""
 
-    class FilterSerializer(serializers.Serializer):
-        order = serializers.IntegerField(required=False)
-
     @extend_schema(
         operation_id="payments_list",
-        parameters=[FilterSerializer],
-        responses=PaginatedPaymentsSerializer,
+        parameters=[OrderFilterSerializer],
+        responses=paginated_schema("PaginatedPayments", PaymentOutputSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         payments = selectors.payment_list(
             viewer_id=request.user.pk,
             is_staff=request.user.is_staff,
             order_id=filters.validated_data.get("order"),
         )
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        page = paginator.paginate_queryset(payments, request, view=self)
-        return paginator.get_paginated_response(PaymentOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, payments, PaymentOutputSerializer)
 
 
 class PaymentDetailApi(APIView):

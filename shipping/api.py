@@ -1,8 +1,7 @@
 """The shipments API: customers see their own shipments; staff see all and dispatch."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,6 +9,7 @@ from rest_framework.views import APIView
 
 from shipping import selectors, services
 from shipping.models import Shipment
+from shop.api import OrderFilterSerializer, paginated_response, paginated_schema
 
 
 @extend_schema_serializer(component_name="Shipment")
@@ -24,36 +24,22 @@ class ShipmentOutputSerializer(serializers.ModelSerializer):
 class ShipmentListApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema_serializer(component_name="ShipmentFilter")
-    class FilterSerializer(serializers.Serializer):
-        order = serializers.IntegerField(required=False, min_value=1)
-
     OutputSerializer = ShipmentOutputSerializer
 
     @extend_schema(
         operation_id="shipments_list",
-        parameters=[FilterSerializer],
-        responses=inline_serializer(
-            name="PaginatedShipments",
-            fields={
-                "count": serializers.IntegerField(),
-                "next": serializers.URLField(allow_null=True),
-                "previous": serializers.URLField(allow_null=True),
-                "results": ShipmentOutputSerializer(many=True),
-            },
-        ),
+        parameters=[OrderFilterSerializer],
+        responses=paginated_schema("PaginatedShipments", ShipmentOutputSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         shipments = selectors.shipment_list(
             user_id=request.user.pk,
             is_staff=request.user.is_staff,
             order_id=filters.validated_data.get("order"),
         )
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(shipments, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginated_response(request, self, shipments, self.OutputSerializer)
 
 
 class ShipmentDetailApi(APIView):
