@@ -52,6 +52,7 @@ def process_env(settings, **extra: str) -> dict[str, str]:
         ),
         REDIS_URL=settings.REDIS_URL,
         OUTBOX_STREAM_PREFIX=settings.OUTBOX_STREAM_PREFIX,
+        OUTBOX_PARTITIONS=str(settings.OUTBOX_PARTITIONS),
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
@@ -117,7 +118,7 @@ class Worker:
 
 @pytest.fixture
 def celery_worker(settings, tmp_path):
-    """Start real Celery workers (web-side wake-ups on commit enabled) for end-to-end tests."""
+    """Start real Celery workers (with the relay and consumer readers) for end-to-end tests."""
     workers: list[Worker] = []
 
     def start(name: str = "w1", **kwargs) -> Worker:
@@ -127,7 +128,6 @@ def celery_worker(settings, tmp_path):
 
     from shop.celery import app
 
-    settings.OUTBOX_WAKE_ON_COMMIT = True
     default_queue = app.conf.task_default_queue
     app.conf.task_default_queue = f"{settings.OUTBOX_STREAM_PREFIX}-q"
     yield start

@@ -3,12 +3,27 @@
 Public API::
 
     from outbox import Event, publish, ConsumerGroup, Message, upcaster
+
+The names are imported on first use, so that a settings module may import
+``outbox.conf`` before Django's apps are ready.
 """
 
-from outbox.errors import ConfigurationError, InvalidEvent, NotInTransaction, OutboxError
-from outbox.message import Message
-from outbox.publishing import publish
-from outbox.registry import ConsumerGroup, Event, upcaster
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ConfigurationError": "outbox.errors",
+    "InvalidEvent": "outbox.errors",
+    "NotInTransaction": "outbox.errors",
+    "OutboxError": "outbox.errors",
+    "Message": "outbox.message",
+    "publish": "outbox.publishing",
+    "ConsumerGroup": "outbox.registry",
+    "Event": "outbox.registry",
+    "upcaster": "outbox.registry",
+}
 
 __all__ = [
     "ConfigurationError",
@@ -21,3 +36,18 @@ __all__ = [
     "publish",
     "upcaster",
 ]
+
+if TYPE_CHECKING:
+    from outbox.errors import ConfigurationError, InvalidEvent, NotInTransaction, OutboxError
+    from outbox.message import Message
+    from outbox.publishing import publish
+    from outbox.registry import ConsumerGroup, Event, upcaster
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'outbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

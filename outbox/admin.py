@@ -33,12 +33,12 @@ class OutboxEventAdmin(ReadOnlyAdmin):
         "aggregate_type",
         "aggregate_id",
         "aggregate_version",
-        "partition",
+        "slot",
         "occurred_at",
         "published_at",
         "attempts",
     ]
-    list_filter = [PublishedFilter, "event_type", "aggregate_type", "partition"]
+    list_filter = [PublishedFilter, "event_type", "aggregate_type"]
     search_fields = ["=aggregate_id", "=event_id", "event_type"]
     date_hierarchy = "occurred_at"
     ordering = ["-id"]

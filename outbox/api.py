@@ -41,7 +41,7 @@ class OutboxEventSerializer(serializers.ModelSerializer):
             "aggregate_type",
             "aggregate_id",
             "aggregate_version",
-            "partition",
+            "slot",
             "payload",
             "headers",
             "occurred_at",

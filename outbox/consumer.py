@@ -1,78 +1,77 @@
-"""The consumer runtime: applies a group's handlers to a partition's stream.
+"""The consumer runtime: applies a group's handlers to a partition's stream entries.
 
 For each (group, partition) one process at a time holds the lease and reads as
-the consumer named after the partition. Entries it read but did not acknowledge
-(its predecessor died, or a handler is being retried) stay in that consumer's
+the consumer ``streams.CONSUMER``. Entries it read but did not acknowledge (its
+predecessor died, or a handler is being retried) stay in that consumer's
 pending list, and the next holder reads them first, in stream order: that is how
 a dead worker's messages are claimed again without reordering an aggregate.
 
-Each handler runs in a savepoint together with the group's inbox row for the
-event, inside one transaction per batch read; a second delivery finds the row
-and skips the handler. Entries are acknowledged (XACK) only after that
-transaction commits.
+The entries of one read are applied in one transaction, with one inbox row
+``(group, event_id)`` per event under a unique constraint: a second delivery
+finds the row and skips the handler. Entries are acknowledged (XACK) only after
+that transaction commits. What is not a handler's business (malformed entries,
+unknown types, schema-invalid payloads...) is decided first, by
+``failures.triage``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from uuid import UUID
 
 import redis
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from outbox import context, lease, streams
-from outbox.doorbell import Doorbell
-from outbox.errors import NoUpcaster
-from outbox.message import MalformedEntry, Message
-from outbox.models import DeadLetter, DeliveryFailure, InboxEntry
+from outbox import layout as layouts
+from outbox.conf import conf
+from outbox.failures import (
+    Apply,
+    Parked,
+    Place,
+    Reject,
+    dead_letter,
+    failures_of,
+    parked_aggregates,
+    record_failure,
+    triage,
+)
+from outbox.layout import Layout
+from outbox.message import Message
+from outbox.models import InboxEntry
 from outbox.registry import Handler, registry
-
-logger = logging.getLogger(__name__)
 
 INSERT_INBOX = (
     'INSERT INTO outbox_inboxentry ("group", event_id, event_type, processed_at) '
     "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
 )
-
+# A whole batch's inbox rows in one statement; returns the events that were new.
+INSERT_INBOX_MANY = (
+    'INSERT INTO outbox_inboxentry ("group", event_id, event_type, processed_at) '
+    "SELECT %s, e.id, e.type, %s FROM unnest(%s::uuid[], %s::text[]) AS e(id, type) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 _EVENT_ID_FIELD = InboxEntry._meta.get_field("event_id")
 
-
-@dataclass
-class ConsumeResult:
-    handled: int = 0
-    acked: int = 0
-    dead_lettered: int = 0
-    busy: bool = False  # another process holds the lease
-    retry_at: datetime | None = None  # a failed entry blocks the partition until then
-    more: bool = False  # stopped by the time limit with entries left
-
-
-@dataclass
-class _Run:
-    group: str
-    partition: int
-    stream: str
-    blocked: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-def consumer_name(partition: int) -> str:
-    return f"p{partition}"
+Entry = tuple[str, Mapping[str, str] | None]
 
 
 def lease_name(group: str) -> str:
     return f"outbox.consume.{group}"
 
 
-def backoff(attempts: int) -> float:
-    """Seconds to wait before attempt ``attempts + 1``: exponential, capped."""
-    base = settings.OUTBOX_RETRY_BACKOFF_S
-    return min(base * (2 ** (attempts - 1)), settings.OUTBOX_RETRY_BACKOFF_MAX_S)
+def _run_handler(group: str, message: Message, handler: Handler) -> None:
+    with context.caused_by(
+        causation_id=str(message.event_id),
+        correlation_id=message.headers.get("correlation_id") or str(message.event_id),
+        actor=f"consumer:{group}",
+    ):
+        handler.func(message)
 
 
 def apply(group: str, message: Message, handler: Handler, *, savepoint: bool = True) -> bool:
@@ -90,214 +89,200 @@ def apply(group: str, message: Message, handler: Handler, *, savepoint: bool = T
             cursor.execute(INSERT_INBOX, [group, event_id, message.type, timezone.now()])
             if cursor.fetchone() is None:
                 return False
-        with context.caused_by(
-            causation_id=str(message.event_id),
-            correlation_id=message.headers.get("correlation_id") or str(message.event_id),
-            actor=f"consumer:{group}",
-        ):
-            handler.func(message)
+        _run_handler(group, message, handler)
     return True
 
 
-def already_applied(group: str, event_id) -> bool:
-    return InboxEntry.objects.filter(group=group, event_id=event_id).exists()
-
-
-def _dead_letter(
-    run: _Run,
-    entry_id: str,
-    fields: dict | None,
-    message: Message | None,
-    reason: str,
-    *,
-    error: str = "",
-    tb: str = "",
-    attempts: int = 0,
-) -> None:
-    try:
-        with transaction.atomic():
-            letter = DeadLetter.objects.create(
-                group=run.group,
-                partition=run.partition,
-                event_id=message.event_id if message else None,
-                event_type=message.type if message else (fields or {}).get("type", "")[:200],
-                aggregate_type=message.aggregate_type if message else "",
-                aggregate_id=message.aggregate_id if message else "",
-                sequence=message.sequence if message else None,
-                fields={"stream": run.stream, "entry_id": entry_id, "data": fields or {}},
-                reason=reason[:500],
-                error=error,
-                traceback=tb,
-                attempts=attempts,
+def _inbox_insert_many(group: str, messages: Sequence[Message]) -> set[UUID]:
+    """Write the inbox rows of a batch (in the caller's transaction); returns the new events."""
+    if not messages:
+        return set()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                INSERT_INBOX_MANY,
+                [group, now, [str(m.event_id) for m in messages], [m.type for m in messages]],
             )
-    except IntegrityError:
-        # Already a dead letter for this group (a duplicate delivery): keep the first.
-        return
-    logger.error("dead letter #%s in %s: %s", letter.pk, run.group, reason)
-    if message is not None and (message.aggregate_type, message.aggregate_id) not in run.blocked:
-        run.blocked[(message.aggregate_type, message.aggregate_id)] = letter.pk
+            return {UUID(str(row[0])) for row in cursor.fetchall()}
+        new = set()
+        for message in messages:
+            event_id = _EVENT_ID_FIELD.get_db_prep_value(message.event_id, connection)
+            cursor.execute(INSERT_INBOX, [group, event_id, message.type, now])
+            if cursor.fetchone() is not None:
+                new.add(message.event_id)
+        return new
+
+
+def already_applied(group: str, event_id: UUID) -> bool:
+    return InboxEntry.objects.filter(group=group, event_id=event_id).exists()
 
 
 class _HandlerFailed(Exception):
     """A handler failed on the fast path: the batch is rolled back and redone carefully."""
 
 
-def _process(
-    run: _Run,
-    entry_id: str,
-    fields: dict | None,
-    result: ConsumeResult,
-    *,
-    fresh: bool,
-    fast: bool = False,
-) -> bool:
-    """Handle one entry. True: acknowledge it. False: leave it pending and stop.
+@dataclass
+class BatchResult:
+    acks: list[str] = field(default_factory=list)  # entry ids to acknowledge after commit
+    stopped: bool = False  # a failed entry (and those after it) stays pending until retry_at
+    handled: int = 0
+    dead_lettered: int = 0
 
-    ``fresh`` entries were just read for the first time, so no failure is recorded
-    for them yet: only entries re-read from the pending list need that lookup.
-    ``fast`` applies without a savepoint and raises ``_HandlerFailed`` when the
-    handler fails, for the caller to roll the whole batch back.
-    """
-    group = registry.groups[run.group]
-    try:
-        message = Message.decode(fields)
-    except MalformedEntry as exc:
-        _dead_letter(run, entry_id, fields, None, f"malformed stream entry: {exc}")
-        result.dead_lettered += 1
-        return True
-    handler = group.handlers.get(message.type)
-    if handler is None:
-        if not registry.known_type(message.type):
-            _dead_letter(run, entry_id, fields, message, f"unknown event type {message.type!r}")
-            result.dead_lettered += 1
-        return True
-    if message.version > handler.max_version:
-        _dead_letter(
-            run,
-            entry_id,
-            fields,
-            message,
-            f"{message.type} v{message.version} is newer than this group handles "
-            f"(v{handler.min_version}..v{handler.max_version})",
-        )
-        result.dead_lettered += 1
-        return True
-    blocker = run.blocked.get((message.aggregate_type, message.aggregate_id))
-    if blocker is not None:
-        if not already_applied(run.group, message.event_id):
+
+class PartitionConsumer:
+    """A group's work on one partition, for as long as the caller holds its lease."""
+
+    def __init__(self, group: str, partition: int, layout: Layout) -> None:
+        if group not in registry.groups:
+            raise LookupError(f"unknown consumer group {group!r}")
+        self.group = registry.groups[group]
+        self.place = Place(group, partition, streams.stream_name(partition))
+        self.parked = parked_aggregates(group, partition, layout)
+        self.retry_at: datetime | None = None  # the pending list waits for a failed entry
+
+    def handle(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:
+        """Apply entries read together, in one transaction; see ``BatchResult``.
+
+        Fresh entries (read with ``>``) first go the fast way: one multi-row inbox
+        insert and no savepoints. If a handler fails there, the batch rolls back
+        and is redone the careful way: each event in a savepoint, so the failure
+        undoes only its own work and is counted towards its retries. Entries
+        re-read from the pending list always go the careful way.
+        """
+        if fresh:
+            parked = dict(self.parked)
+            try:
+                with transaction.atomic():
+                    return self._fast(entries)
+            except _HandlerFailed:
+                self.parked = parked
+        return self._careful(entries, fresh=fresh)
+
+    def _dead(
+        self, entry_id: str, fields: Mapping[str, str] | None, reason: str, message: Message | None
+    ) -> int:
+        letter = dead_letter(self.place, entry_id, fields, message, reason)
+        if letter is not None and message is not None:
+            self.parked.setdefault((message.aggregate_type, message.aggregate_id), letter.pk)
+        return 1 if letter is not None else 0
+
+    def _triaged(
+        self, entry_id: str, fields: Mapping[str, str] | None, result: BatchResult
+    ) -> Apply | None:
+        """Settle what is not a handler's business; returns what is left to apply."""
+        verdict = triage(self.group, fields, self.parked)
+        if isinstance(verdict, Apply):
+            return verdict
+        if isinstance(verdict, Reject):
+            result.dead_lettered += self._dead(entry_id, fields, verdict.reason, verdict.message)
+        elif isinstance(verdict, Parked) and not already_applied(
+            self.group.name, verdict.message.event_id
+        ):
             # Keep the aggregate's order: later events wait behind its dead letter.
-            _dead_letter(run, entry_id, fields, message, f"parked behind dead letter #{blocker}")
-            result.dead_lettered += 1
-        return True
-
-    failure = (
-        None
-        if fresh
-        else DeliveryFailure.objects.filter(
-            group=run.group, stream=run.stream, entry_id=entry_id
-        ).first()
-    )
-    if failure is not None and failure.next_attempt_at > timezone.now():
-        result.retry_at = failure.next_attempt_at
-        return False
-    try:
-        applied = apply(run.group, message, handler, savepoint=not fast)
-    except (
-        Exception
-    ) as exc:  # any handler error is recorded (or redone carefully), never a crash loop
-        if fast:
-            raise _HandlerFailed from exc
-        attempts = (failure.attempts if failure else 0) + 1
-        error = f"{type(exc).__name__}: {exc}"
-        if attempts >= settings.OUTBOX_MAX_ATTEMPTS or isinstance(exc, NoUpcaster):
-            # Retrying cannot help a missing upcaster: dead-letter it at once.
-            _dead_letter(
-                run,
-                entry_id,
-                fields,
-                message,
-                f"handler failed after {attempts} attempt(s): {error}",
-                error=error,
-                tb=traceback.format_exc(),
-                attempts=attempts,
+            result.dead_lettered += self._dead(
+                entry_id, fields, f"parked behind dead letter #{verdict.blocker}", verdict.message
             )
-            DeliveryFailure.objects.filter(
-                group=run.group, stream=run.stream, entry_id=entry_id
-            ).delete()
-            result.dead_lettered += 1
-            return True
-        retry_at = timezone.now() + timedelta(seconds=backoff(attempts))
-        DeliveryFailure.objects.update_or_create(
-            group=run.group,
-            stream=run.stream,
-            entry_id=entry_id,
-            defaults={"attempts": attempts, "next_attempt_at": retry_at, "last_error": error},
-        )
-        logger.warning(
-            "%s: %s failed (attempt %s), retry at %s: %s",
-            run.group,
-            message.type,
-            attempts,
-            retry_at.isoformat(),
-            error,
-        )
-        result.retry_at = retry_at
-        return False
-    if failure is not None:
-        failure.delete()
-    if applied:
-        result.handled += 1
-    return True
+        return None
+
+    def _fast(self, entries: Sequence[Entry]) -> BatchResult:
+        result = BatchResult(acks=[entry_id for entry_id, _ in entries])
+        plan = [
+            verdict
+            for entry_id, fields in entries
+            if (verdict := self._triaged(entry_id, fields, result)) is not None
+        ]
+        new = _inbox_insert_many(self.group.name, [verdict.message for verdict in plan])
+        for verdict in plan:
+            if verdict.message.event_id not in new:
+                continue  # applied before (or twice in this batch: once is enough)
+            new.discard(verdict.message.event_id)
+            try:
+                _run_handler(
+                    self.group.name, verdict.handler.upcast(verdict.message), verdict.handler
+                )
+            except Exception as exc:
+                raise _HandlerFailed from exc
+            result.handled += 1
+        return result
+
+    def _careful(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:
+        result = BatchResult()
+        failures = {} if fresh else failures_of(self.place, [entry_id for entry_id, _ in entries])
+        now = timezone.now()
+        with transaction.atomic():
+            for entry_id, fields in entries:
+                verdict = self._triaged(entry_id, fields, result)
+                if verdict is None:
+                    result.acks.append(entry_id)
+                    continue
+                failure = failures.get(entry_id)
+                if failure is not None and failure.next_attempt_at > now:
+                    self.retry_at = failure.next_attempt_at
+                    result.stopped = True
+                    return result
+                try:
+                    applied = apply(self.group.name, verdict.message, verdict.handler)
+                except Exception as exc:  # noqa: BLE001 - any handler error is recorded, never a crash loop
+                    retry_at, letter = record_failure(
+                        self.place, entry_id, fields, verdict.message, exc, failure
+                    )
+                    if retry_at is not None:
+                        self.retry_at = retry_at
+                        result.stopped = True
+                        return result
+                    if letter is not None:
+                        m = verdict.message
+                        self.parked.setdefault((m.aggregate_type, m.aggregate_id), letter.pk)
+                        result.dead_lettered += 1
+                    result.acks.append(entry_id)
+                    continue
+                if failure is not None:
+                    failure.delete()
+                result.handled += int(applied)
+                result.acks.append(entry_id)
+        self.retry_at = None
+        return result
 
 
-def _apply_batch(
-    run: _Run, entries: list, result: ConsumeResult, *, fresh: bool
-) -> tuple[list[str], bool]:
-    """Apply a batch read in one transaction; returns (entry ids to acknowledge, stopped).
+def read(
+    client: redis.Redis,
+    group: str,
+    starts: Mapping[int, str],
+    *,
+    count: int,
+    block_ms: int | None = None,
+) -> list[tuple[int, list[Entry]]]:
+    """One XREADGROUP over several partitions: ``{partition: "0" or ">"}``.
 
-    Fresh batches first go the fast way, without a savepoint per event (two round
-    trips fewer each). If a handler fails there, the whole batch rolls back and is
-    redone the careful way: each event in a savepoint, so the failure undoes only
-    its own work and is counted towards its retries.
+    Returns ``[(partition, entries)]``. When a stream or the group is missing
+    (Redis lost its data) it recreates them from the start and returns nothing.
     """
-    if fresh:
-        trial = ConsumeResult()
-        blocked = dict(run.blocked)
-        try:
-            with transaction.atomic():
-                for entry_id, fields in entries:
-                    _process(run, entry_id, fields, trial, fresh=True, fast=True)
-        except _HandlerFailed:
-            run.blocked = blocked
-        else:
-            result.handled += trial.handled
-            result.dead_lettered += trial.dead_lettered
-            return [entry_id for entry_id, _ in entries], False
-    acks: list[str] = []
-    with transaction.atomic():
-        for entry_id, fields in entries:
-            if not _process(run, entry_id, fields, result, fresh=fresh):
-                return acks, True
-            acks.append(entry_id)
-    return acks, False
-
-
-def _read(client: redis.Redis, run: _Run, start: str, count: int, block_ms: int | None):
     try:
         reply = client.xreadgroup(
-            run.group,
-            consumer_name(run.partition),
-            {run.stream: start},
+            group,
+            streams.CONSUMER,
+            {streams.stream_name(p): start for p, start in starts.items()},
             count=count,
             block=block_ms,
         )
     except redis.ResponseError as exc:
         if "NOGROUP" not in str(exc):
             raise
-        # The stream or group is gone (Redis lost its data): recreate from the start.
-        streams.ensure_group(client, run.group, run.partition)
+        for partition in starts:
+            streams.ensure_group(client, group, partition)
         return []
-    return reply[0][1] if reply else []
+    return [(streams.partition_of_stream(name), entries) for name, entries in reply or []]
+
+
+@dataclass
+class ConsumeResult:
+    handled: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    busy: bool = False  # another process holds the lease
+    retry_at: datetime | None = None  # a failed entry blocks the partition until then
+    more: bool = False  # stopped by the time limit with entries left
 
 
 def consume(
@@ -308,46 +293,51 @@ def consume(
     max_seconds: float = 5.0,
     block_ms: int | None = None,
 ) -> ConsumeResult:
-    """Apply ``group``'s handlers to the partition's entries until drained or out of time."""
+    """Take the lease if free, apply ``group``'s handlers to the partition until drained, release.
+
+    For one-off runs (the beat's poll, ``outbox.testing.drain``); the readers
+    inside the worker hold their leases for as long as they live.
+    """
     if group not in registry.groups:
         raise LookupError(f"unknown consumer group {group!r}")
     client = client or streams.get_redis()
     result = ConsumeResult()
-    run = _Run(group, partition, streams.stream_name(partition))
     deadline = time.monotonic() + max_seconds
-    count = settings.OUTBOX_CONSUMER_BATCH_SIZE
+    count = conf.CONSUMER_BATCH_SIZE
     with lease.held(lease_name(group), partition) as got:
         if not got:
             result.busy = True
             return result
-        Doorbell.consumer(group, partition).clear(client)
-        run.blocked = {
-            (a_type, a_id): pk
-            for pk, a_type, a_id in DeadLetter.objects.filter(
-                group=group, partition=partition, status=DeadLetter.Status.DEAD
-            )
-            .exclude(aggregate_id="")
-            .order_by("-id")
-            .values_list("pk", "aggregate_type", "aggregate_id")
-        }
+        worker = PartitionConsumer(group, partition, layouts.current())
         start = "0"  # first what this consumer left pending, then new entries
         while time.monotonic() < deadline:
-            entries = _read(client, run, start, count, None if start == "0" else block_ms)
+            replies = read(
+                client,
+                group,
+                {partition: start},
+                count=count,
+                block_ms=None if start == "0" else block_ms,
+            )
+            entries = replies[0][1] if replies else []
             if not entries:
                 if start == "0":
                     start = ">"
                     continue
                 break
-            acks, stopped = _apply_batch(run, entries, result, fresh=start == ">")
-            if acks:
-                client.xack(run.stream, group, *acks)
-                result.acked += len(acks)
-            if stopped:
-                if result.retry_at is not None and result.retry_at <= timezone.now():
-                    result.retry_at = None
+            batch = worker.handle(entries, fresh=start == ">")
+            if batch.acks:
+                client.xack(worker.place.stream, group, *batch.acks)
+            result.acked += len(batch.acks)
+            result.handled += batch.handled
+            result.dead_lettered += batch.dead_lettered
+            if batch.stopped:
+                if worker.retry_at is not None and worker.retry_at <= timezone.now():
                     start = "0"
                     continue
+                result.retry_at = worker.retry_at
                 break
+            if start == "0":
+                continue  # until the pending list is empty
         else:
             result.more = True
     return result

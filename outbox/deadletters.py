@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from outbox import layout as layouts
 from outbox import lease
 from outbox.consumer import already_applied, apply, lease_name
 from outbox.message import MalformedEntry, Message
@@ -71,9 +72,15 @@ def retry(letter_ids: list[int], *, wait_s: float = 30.0) -> RetryOutcome:
         aggregate = (letter.group, letter.aggregate_type, letter.aggregate_id)
         if letter.status != DeadLetter.Status.DEAD or (letter.aggregate_id and aggregate in stuck):
             continue
-        with lease.held(lease_name(letter.group), letter.partition, wait_s=wait_s) as got:
+        # The aggregate's partition now (the layout may have changed since it failed).
+        partition = (
+            layouts.current().partition_for(letter.aggregate_type, letter.aggregate_id)
+            if letter.aggregate_id
+            else letter.partition
+        )
+        with lease.held(lease_name(letter.group), partition, wait_s=wait_s) as got:
             if not got:
-                raise LeaseBusy(f"group {letter.group} partition {letter.partition} is busy")
+                raise LeaseBusy(f"group {letter.group} partition {partition} is busy")
             if letter.aggregate_id:
                 chain = list(
                     DeadLetter.objects.filter(

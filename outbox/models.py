@@ -19,7 +19,8 @@ class OutboxEvent(models.Model):
     aggregate_type = models.CharField(max_length=100)
     aggregate_id = models.CharField(max_length=100)
     aggregate_version = models.PositiveIntegerField()
-    partition = models.PositiveSmallIntegerField()
+    # A fixed hash of the aggregate (0..SLOT_COUNT-1); its partition is slot % partitions.
+    slot = models.PositiveSmallIntegerField()
     payload = models.JSONField()
     headers = models.JSONField(default=dict)
     occurred_at = models.DateTimeField(db_index=True)
@@ -37,7 +38,7 @@ class OutboxEvent(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["partition", "id"],
+                fields=["id"],
                 condition=Q(published_at__isnull=True),
                 name="outbox_event_unpublished",
             ),
@@ -129,3 +130,30 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"dead letter #{self.pk} {self.group} {self.event_type or '(undecodable)'}"
+
+
+class StreamLayout(models.Model):
+    """How many partitions (streams) the event log under one key prefix has.
+
+    The database holds it so that every relay and consumer agrees, and so that
+    ``outbox_repartition`` can change it on a live system: relays pause while
+    it changes (``paused``), and ``generation`` tells everyone who read an older
+    layout to read it again.
+    """
+
+    prefix = models.CharField(max_length=100, primary_key=True)
+    partitions = models.PositiveSmallIntegerField()
+    generation = models.PositiveIntegerField(default=1)
+    paused = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(partitions__gte=1) & Q(partitions__lte=4096),
+                name="outbox_layout_partitions_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}: {self.partitions} partition(s), generation {self.generation}"

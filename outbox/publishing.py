@@ -3,40 +3,52 @@
 from __future__ import annotations
 
 import json
-import logging
+import os
+import time
 import uuid
-import zlib
-from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from outbox import context
+from outbox import context, streams
 from outbox.errors import InvalidEvent, NotInTransaction
+from outbox.layout import slot_for
 from outbox.registry import Event, registry
 
-logger = logging.getLogger(__name__)
-
-_INSERT = (
-    "INSERT INTO outbox_outboxevent (event_id, event_type, version, aggregate_type, "
-    "aggregate_id, aggregate_version, partition, payload, headers, occurred_at, attempts, "
-    "last_error) SELECT %s, %s, %s, %s, %s, COALESCE(MAX(aggregate_version), 0) + 1, %s, "
-)
-_TAIL = (
-    ", %s, 0, '' FROM outbox_outboxevent WHERE aggregate_type = %s AND aggregate_id = %s "
-    "RETURNING id"
-)
+# One statement numbers the aggregate's version and inserts the row. On PostgreSQL it
+# also queues a NOTIFY, which is delivered when (and only if) the transaction commits:
+# the relays waiting on the channel wake at once, and a commit never has to talk to
+# anything else afterwards. Several events of one transaction on one slot make one
+# notification.
 INSERT_EVENT = {
-    "postgresql": _INSERT + "CAST(%s AS jsonb), CAST(%s AS jsonb)" + _TAIL,
-    "sqlite": _INSERT + "%s, %s" + _TAIL,
+    "postgresql": (
+        "WITH ins AS (INSERT INTO outbox_outboxevent (event_id, event_type, version, "
+        "aggregate_type, aggregate_id, aggregate_version, slot, payload, headers, occurred_at, "
+        "attempts, last_error) SELECT %s, %s, %s, %s, %s, COALESCE(MAX(aggregate_version), 0) + 1, "
+        "%s, CAST(%s AS jsonb), CAST(%s AS jsonb), %s, 0, '' FROM outbox_outboxevent "
+        "WHERE aggregate_type = %s AND aggregate_id = %s RETURNING id) "
+        "SELECT id, pg_notify(%s, %s) FROM ins"
+    ),
+    "sqlite": (
+        "INSERT INTO outbox_outboxevent (event_id, event_type, version, "
+        "aggregate_type, aggregate_id, aggregate_version, slot, payload, headers, occurred_at, "
+        "attempts, last_error) SELECT %s, %s, %s, %s, %s, COALESCE(MAX(aggregate_version), 0) + 1, "
+        "%s, %s, %s, %s, 0, '' FROM outbox_outboxevent "
+        "WHERE aggregate_type = %s AND aggregate_id = %s RETURNING id"
+    ),
 }
 
 
-def partition_for(aggregate_type: str, aggregate_id: str) -> int:
-    """The stream partition of an aggregate: stable across processes and restarts."""
-    key = f"{aggregate_type}:{aggregate_id}".encode()
-    return zlib.crc32(key) % settings.OUTBOX_PARTITIONS
+def new_event_id() -> uuid.UUID:
+    """A UUID (version 7 layout) whose leading 48 bits are the time in milliseconds.
+
+    Ids made one after the other sort together, so the inbox's unique index on
+    (group, event_id) grows at its right edge instead of at random pages.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
 
 
 def publish(event: Event, *, using: str = "default") -> int:
@@ -67,51 +79,25 @@ def publish(event: Event, *, using: str = "default") -> int:
         raise InvalidEvent(f"{cls.name} v{cls.version}: {exc}") from exc
 
     aggregate_id = event.aggregate_id()
-    partition = partition_for(cls.aggregate_type, aggregate_id)
-    # One statement numbers the aggregate's version and inserts the row. Two
-    # writers of one aggregate collide on its unique version: callers lock the
+    slot = slot_for(cls.aggregate_type, aggregate_id)
+    # Two writers of one aggregate collide on its unique version: callers lock the
     # aggregate's row first, so they queue instead.
-    event_id = uuid.uuid4()
+    event_id = new_event_id()
+    params = [
+        event_id if connection.features.has_native_uuid_field else event_id.hex,
+        cls.name,
+        cls.version,
+        cls.aggregate_type,
+        aggregate_id,
+        slot,
+        payload,
+        json.dumps(context.current().headers()),
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        cls.aggregate_type,
+        aggregate_id,
+    ]
+    if connection.vendor == "postgresql":
+        params += [streams.notify_channel(), str(slot)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            INSERT_EVENT[connection.vendor],
-            [
-                event_id if connection.features.has_native_uuid_field else event_id.hex,
-                cls.name,
-                cls.version,
-                cls.aggregate_type,
-                aggregate_id,
-                partition,
-                payload,
-                json.dumps(context.current().headers()),
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                cls.aggregate_type,
-                aggregate_id,
-            ],
-        )
-        sequence = cursor.fetchone()[0]
-    if settings.OUTBOX_WAKE_ON_COMMIT:
-        _wake_relay_on_commit(connection, using, partition)
-    return sequence
-
-
-@dataclass(frozen=True)
-class _RelayWake:
-    """Rings a partition's relay doorbell after commit, outside any transaction.
-
-    A failure here loses nothing: the beat schedule polls the outbox anyway.
-    """
-
-    partition: int
-
-    def __call__(self) -> None:
-        from outbox import tasks
-
-        tasks.wake_relay(self.partition)
-
-
-def _wake_relay_on_commit(connection, using: str, partition: int) -> None:
-    wake = _RelayWake(partition)
-    if any(func == wake for _, func, _ in connection.run_on_commit):
-        return  # one wake-up per partition and transaction
-    transaction.on_commit(wake, using=using, robust=True)
+        cursor.execute(INSERT_EVENT[connection.vendor], params)
+        return cursor.fetchone()[0]

@@ -13,31 +13,34 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from outbox import layout as layouts
 from outbox import lease, streams
-from outbox.doorbell import Doorbell
+from outbox.conf import conf
+from outbox.layout import Layout
 from outbox.message import encode_row
 
 logger = logging.getLogger(__name__)
 
+RELAY_LEASE = "outbox.relay"
+
+# The partition's oldest unpublished rows, if the layout the caller read is still the
+# current one (after outbox_repartition an older reader gets nothing and reads it again).
+_SELECT = (
+    "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
+    "aggregate_version, occurred_at, {payload}, {headers} FROM outbox_outboxevent "
+    "WHERE published_at IS NULL AND slot %% %s = %s "
+    "AND (SELECT generation FROM outbox_streamlayout WHERE prefix = %s) = %s "
+    "ORDER BY id LIMIT %s"
+)
 SELECT_BATCH = {
-    "postgresql": (
-        "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
-        "aggregate_version, occurred_at, payload::text, headers::text FROM outbox_outboxevent "
-        "WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
-    ),
-    "sqlite": (
-        "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
-        "aggregate_version, occurred_at, payload, headers FROM outbox_outboxevent "
-        "WHERE partition = %s AND published_at IS NULL ORDER BY id LIMIT %s"
-    ),
+    "postgresql": _SELECT.format(payload="payload::text", headers="headers::text"),
+    "sqlite": _SELECT.format(payload="payload", headers="headers"),
 }
 # The ids go as one array parameter (a JSON array on SQLite): one statement per batch.
 MARK_PUBLISHED = {
@@ -76,16 +79,23 @@ class MarkerLost(redis.RedisError):
 
 
 def relay_batch(
-    partition: int, *, client: redis.Redis | None = None, batch_size: int | None = None
-) -> list[str]:
-    """Publish one batch of the partition's oldest unpublished events; returns their types.
+    partition: int,
+    *,
+    layout: Layout,
+    client: redis.Redis | None = None,
+    batch_size: int | None = None,
+) -> int:
+    """Publish one batch of the partition's oldest unpublished events; returns how many.
 
-    The caller holds the partition's relay lease. Raises ``MarkerLost``, having
-    appended and marked nothing, when Redis lost its data (or a recovery re-set
-    the marker) before the batch was appended: the caller recovers, then relays.
+    The caller holds the partition's relay lease. Returns 0 when there is
+    nothing to send or ``layout`` is no longer current. Raises ``MarkerLost``,
+    having appended and marked nothing, when Redis lost its data (or a recovery
+    re-set the marker) before the batch was appended: the caller recovers, then
+    relays. Raises the Redis error, having marked the rows' attempt, when the
+    XADDs failed.
     """
     client = client or streams.get_redis()
-    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+    batch_size = batch_size or conf.RELAY_BATCH_SIZE
     stream = streams.stream_name(partition)
     marker = streams.marker_key()
     failure: redis.RedisError | None = None
@@ -101,12 +111,15 @@ def relay_batch(
         else:
             if not present:
                 raise MarkerLost(f"the marker {marker} is missing")
-        cursor.execute(SELECT_BATCH[connection.vendor], [partition, batch_size])
+        cursor.execute(
+            SELECT_BATCH[connection.vendor],
+            [layout.partitions, partition, layout.prefix, layout.generation, batch_size],
+        )
         rows = cursor.fetchall()
         if not rows:
             if failure is not None:
                 raise failure
-            return []
+            return 0
         ids = [row[0] for row in rows]
         if failure is None:
             pipe.multi()
@@ -126,7 +139,49 @@ def relay_batch(
     if failure is not None:
         logger.warning("relay: XADD to %s failed: %s", stream, failure)
         raise failure
-    return [row[2] for row in rows]
+    return len(rows)
+
+
+def relay_held(
+    partition: int,
+    *,
+    layout: Layout,
+    client: redis.Redis | None = None,
+    max_seconds: float = 5.0,
+    batch_size: int | None = None,
+) -> RelayResult:
+    """Relay a partition whose lease the caller holds, until drained or out of time.
+
+    When Redis lost its data, it first republishes what the groups had not
+    applied (``replay.recover_if_lost``), so that nothing newer overtakes it.
+    """
+    from outbox.replay import recover_if_lost
+
+    result = RelayResult()
+    client = client or streams.get_redis()
+    batch_size = batch_size or conf.RELAY_BATCH_SIZE
+    deadline = time.monotonic() + max_seconds
+    recoveries = 0
+    while time.monotonic() < deadline:
+        try:
+            sent = relay_batch(partition, layout=layout, client=client, batch_size=batch_size)
+        except MarkerLost:
+            # Redis lost its data: what the groups had not applied goes out
+            # again first, then the newer events, in order.
+            if recoveries == 3:
+                raise
+            recoveries += 1
+            recover_if_lost(client)
+            continue
+        if not sent:
+            break
+        result.published += sent
+        result.batches += 1
+        if sent < batch_size:
+            break
+    else:
+        result.more = True
+    return result
 
 
 def relay_partition(
@@ -135,44 +190,19 @@ def relay_partition(
     client: redis.Redis | None = None,
     max_seconds: float = 5.0,
     batch_size: int | None = None,
-    on_batch: Callable[[int, list[str]], None] | None = None,
 ) -> RelayResult:
-    """Relay a partition until it is drained or ``max_seconds`` have passed.
+    """Take the partition's relay lease if it is free, relay it, and give the lease back.
 
-    When Redis lost its data, it first republishes what the groups had not
-    applied (``replay.recover_if_lost``), so that nothing newer overtakes it.
+    For one-off runs (the beat's poll, ``outbox_relay --once``, tests); the
+    readers inside the worker hold their leases for as long as they live.
     """
-    result = RelayResult()
-    client = client or streams.get_redis()
-    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
-    deadline = time.monotonic() + max_seconds
-    with lease.held("outbox.relay", partition) as got:
+    with lease.held(RELAY_LEASE, partition) as got:
         if not got:
-            result.busy = True
-            return result
-        Doorbell.relay(partition).clear(client)
-        recoveries = 0
-        while time.monotonic() < deadline:
-            try:
-                types = relay_batch(partition, client=client, batch_size=batch_size)
-            except MarkerLost:
-                # Redis lost its data: what the groups had not applied goes out
-                # again first, then the newer events, in order.
-                if recoveries == 3:
-                    raise
-                recoveries += 1
-                from outbox.replay import recover_if_lost
-
-                recover_if_lost()
-                continue
-            if not types:
-                break
-            result.published += len(types)
-            result.batches += 1
-            if on_batch is not None:
-                on_batch(partition, types)
-            if len(types) < batch_size:
-                break
-        else:
-            result.more = True
-    return result
+            return RelayResult(busy=True)
+        return relay_held(
+            partition,
+            layout=layouts.current(),
+            client=client,
+            max_seconds=max_seconds,
+            batch_size=batch_size,
+        )

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+import redis
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from outbox import streams
@@ -86,13 +87,13 @@ def unapplied(group: str) -> QuerySet[OutboxEvent]:
     )
 
 
-def recover_if_lost() -> int | None:
+def recover_if_lost(client: redis.Redis | None = None) -> int | None:
     """If Redis lost the outbox's data, rebuild groups and republish what is unapplied.
 
     Returns how many events were republished, or None when the marker is there.
     Safe to run from several processes at once: each step is idempotent.
     """
-    client = streams.get_redis()
+    client = client or streams.get_redis()
     if streams.marker_present(client):
         return None
     streams.ensure_groups(client)
@@ -107,7 +108,7 @@ def recover_if_lost() -> int | None:
 
 
 def _wake_relay() -> None:
-    from outbox import tasks
-
-    for partition in streams.partitions():
-        tasks.wake_relay(partition)
+    """Tell the relays that older events are unpublished again (they poll anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '*')", [streams.notify_channel()])

@@ -7,40 +7,64 @@ import logging
 import uuid
 
 import redis
-from django.conf import settings
 
+from outbox import layout
+from outbox.conf import conf
 from outbox.registry import registry
 
 logger = logging.getLogger(__name__)
 
+# The one consumer name every lease holder reads as: a (group, partition) has one
+# holder at a time, and the next holder finds its predecessor's pending entries there.
+CONSUMER = "holder"
+
 
 @functools.cache
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        # Longer than any XREADGROUP block: a server that vanished without closing the
+        # connection surfaces as an error instead of a reader waiting forever.
+        socket_timeout=15,
+        socket_keepalive=True,
+    )
 
 
 def get_redis() -> redis.Redis:
     """The process's Redis client (a connection pool, safe to share between threads)."""
-    return _client(settings.REDIS_URL)
+    return _client(conf.redis_url())
 
 
 def key(*parts: object) -> str:
-    return ":".join([settings.OUTBOX_STREAM_PREFIX, *(str(p) for p in parts)])
+    return ":".join([conf.STREAM_PREFIX, *(str(p) for p in parts)])
 
 
 def stream_name(partition: int) -> str:
     return key("events", partition)
 
 
+def partition_of_stream(name: str) -> int:
+    return int(name.rpartition(":")[2])
+
+
 def partitions() -> range:
-    return range(settings.OUTBOX_PARTITIONS)
+    """The partitions of the current layout (read from the database)."""
+    return layout.current().range()
 
 
 def marker_key() -> str:
     return key("marker")
 
 
-def ensure_groups(client: redis.Redis | None = None) -> None:
+def notify_channel() -> str:
+    """The PostgreSQL NOTIFY channel on which commits that published wake the relays."""
+    return key("relay")
+
+
+def ensure_groups(client: redis.Redis | None = None, parts: range | None = None) -> None:
     """Create every registered group on every partition stream, from the stream's start.
 
     Created at ``0`` with MKSTREAM, a group reads entries that were added before
@@ -48,7 +72,7 @@ def ensure_groups(client: redis.Redis | None = None) -> None:
     """
     client = client or get_redis()
     pipe = client.pipeline(transaction=False)
-    for partition in partitions():
+    for partition in parts if parts is not None else partitions():
         for group in registry.groups:
             pipe.xgroup_create(stream_name(partition), group, id="0", mkstream=True)
     for result in pipe.execute(raise_on_error=False):
@@ -72,6 +96,6 @@ def set_marker(client: redis.Redis | None = None) -> None:
     """Record that Redis holds the streams and groups the outbox set up.
 
     Redis here keeps nothing on disk: when it restarts empty, the marker is gone
-    and the next check republishes what the groups had not yet applied.
+    and the next relay batch republishes what the groups had not yet applied.
     """
     (client or get_redis()).set(marker_key(), uuid.uuid4().hex)

@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from outbox.conf import beat_schedule as outbox_beat_schedule
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -71,7 +73,10 @@ if not DATABASES["default"].get("ENGINE"):
     raise ImproperlyConfigured(
         f"DATABASE_URL {_database_url!r} is not a database URL (e.g. postgres://user@host:5432/name)"
     )
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Persistent connections, checked before reuse: a web or worker process outlives a
+# database restart without serving errors from a dead connection.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker processes share the file. IMMEDIATE transactions take the write
     # lock up front, so a busy database makes them wait (up to the timeout) instead
@@ -155,14 +160,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Keep a pool process's database connection across tasks (Celery closes it around
-# every task otherwise): a reconnect costs more than a relay or consume run.
+# every task otherwise); shop.celery drops it when it broke (CONN_HEALTH_CHECKS).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 330
 
-# How many streams the event log is split into; an aggregate always maps to one.
-OUTBOX_PARTITIONS = env.int("OUTBOX_PARTITIONS", default=1)
-# Prefix of every Redis key the outbox uses (streams, markers, doorbells).
+# How many streams a new event log is split into (then kept in the database; change it
+# with manage.py outbox_repartition). Each (group, partition) has one reader at a time.
+OUTBOX_PARTITIONS = env.int("OUTBOX_PARTITIONS", default=8)
+# Prefix of every Redis key the outbox uses (streams, markers) and of its NOTIFY channel.
 OUTBOX_STREAM_PREFIX = env.str("OUTBOX_STREAM_PREFIX", default="shop")
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
 OUTBOX_CONSUMER_BATCH_SIZE = env.int("OUTBOX_CONSUMER_BATCH_SIZE", default=100)
@@ -170,15 +176,10 @@ OUTBOX_CONSUMER_BATCH_SIZE = env.int("OUTBOX_CONSUMER_BATCH_SIZE", default=100)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
 OUTBOX_RETRY_BACKOFF_S = env.float("OUTBOX_RETRY_BACKOFF_S", default=1.0)
 OUTBOX_RETRY_BACKOFF_MAX_S = env.float("OUTBOX_RETRY_BACKOFF_MAX_S", default=60.0)
-# The beat schedule: how often the relay and the consumers are polled as a safety net.
+# Beat's safety-net poll of whatever partition no reader holds.
 OUTBOX_POLL_INTERVAL_S = env.float("OUTBOX_POLL_INTERVAL_S", default=2.0)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
-# Wake the relay by a Celery task right after each commit that published events.
-OUTBOX_WAKE_ON_COMMIT = env.bool("OUTBOX_WAKE_ON_COMMIT", default=True)
+# The relay and every consumer group run as readers inside each worker pool process.
+OUTBOX_READERS = env.bool("OUTBOX_READERS", default=True)
 
-CELERY_BEAT_SCHEDULE = {
-    "outbox-relay": {"task": "outbox.tasks.relay", "schedule": OUTBOX_POLL_INTERVAL_S},
-    "outbox-consume": {"task": "outbox.tasks.consume_all", "schedule": OUTBOX_POLL_INTERVAL_S},
-    "outbox-trim": {"task": "outbox.tasks.trim_streams", "schedule": 60.0},
-    "outbox-prune": {"task": "outbox.tasks.prune", "schedule": 3600.0},
-}
+CELERY_BEAT_SCHEDULE = outbox_beat_schedule(poll_interval_s=OUTBOX_POLL_INTERVAL_S)

@@ -9,7 +9,5 @@ from shop.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "outbox.tests.probe"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# No worker runs in most tests: they drive the relay and consumers themselves.
-OUTBOX_WAKE_ON_COMMIT = False
 OUTBOX_RETRY_BACKOFF_S = 0.0
 OUTBOX_MAX_ATTEMPTS = 3

@@ -9,9 +9,9 @@ from orders import services
 from orders.handlers import TIMELINE_EVENT_TYPES, timeline
 from orders.models import Order, TimelineEntry
 from orders.tests.factories import place, seed_product
+from outbox.layout import slot_for
 from outbox.message import Message
 from outbox.models import OutboxEvent
-from outbox.publishing import partition_for
 from outbox.testing import deliver, drain
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,7 @@ def log_foreign_event(event_type: str, order_id: int) -> OutboxEvent:
         aggregate_type=aggregate_type,
         aggregate_id=str(aggregate_id),
         aggregate_version=(last or 0) + 1,
-        partition=partition_for(aggregate_type, str(aggregate_id)),
+        slot=slot_for(aggregate_type, str(aggregate_id)),
         payload=payload,
         occurred_at=timezone.now(),
     )

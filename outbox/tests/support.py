@@ -102,11 +102,7 @@ def lose_redis_data() -> None:
 def child(role: str, *args: str, **env: str) -> subprocess.Popen:
     """A foreground relay (``child("relay", "--once")``) or consumer (``child("consume",
     GROUP)``) as operators run them, seeing this test's database and Redis keys."""
-    command = (
-        ["outbox_relay", "--no-wake", "--interval", "0.01", *args]
-        if role == "relay"
-        else ["outbox_consume", "--block-ms", "50", "--group", *args]
-    )
+    command = ["outbox_relay", *args] if role == "relay" else ["outbox_consume", "--group", *args]
     return subprocess.Popen(
         [sys.executable, "manage.py", *command],
         env=process_env(settings, **env),

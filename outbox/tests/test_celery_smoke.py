@@ -3,14 +3,13 @@ from django.db import transaction
 
 from conftest import wait_for
 from outbox import publish
-from outbox.publishing import _RelayWake
 from outbox.tests.probe.events import ThingHappened
 from outbox.tests.probe.models import Effect
 
 
 @pytest.mark.django_db(transaction=True)
-def test_commit_wakes_the_relay_without_waiting_for_beat(celery_worker):
-    # given a worker with no beat: only the wake-up after commit can move the event
+def test_a_commit_reaches_every_group_through_the_worker_s_readers_without_beat(celery_worker):
+    # given a worker with no beat: only its readers can move the event
     celery_worker("w1", beat=False)
     # when
     with transaction.atomic():
@@ -21,10 +20,11 @@ def test_commit_wakes_the_relay_without_waiting_for_beat(celery_worker):
 
 
 @pytest.mark.django_db
-def test_one_wake_up_per_partition_and_transaction(settings, django_capture_on_commit_callbacks):
-    settings.OUTBOX_WAKE_ON_COMMIT = True
+def test_publishing_leaves_nothing_to_run_after_commit(django_capture_on_commit_callbacks):
+    # A commit wakes the relays by NOTIFY, delivered by PostgreSQL itself: nothing runs
+    # after the commit that could fail it (Redis down, say).
     with django_capture_on_commit_callbacks() as callbacks:
         with transaction.atomic():
             publish(ThingHappened(thing_id=1, step=1))
             publish(ThingHappened(thing_id=1, step=2))
-    assert callbacks == [_RelayWake(0)]
+    assert callbacks == []

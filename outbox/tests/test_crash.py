@@ -11,8 +11,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import process_env, wait_for
+from outbox import layout as layouts
 from outbox import streams
-from outbox.consumer import apply, consume, consumer_name
+from outbox.consumer import apply, consume
 from outbox.message import Message
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.registry import registry
@@ -65,7 +66,7 @@ def test_a_relay_killed_after_xadd_and_before_marking_published_causes_no_double
         with connection.cursor() as cursor:
             cursor.execute(CREATE_GATE)
         relay = subprocess.Popen(
-            [sys.executable, "manage.py", "outbox_relay", "--once", "--no-wake"],
+            [sys.executable, "manage.py", "outbox_relay", "--once"],
             env=process_env(settings),
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -160,7 +161,7 @@ def test_a_consumer_that_died_after_committing_and_before_acknowledging_is_not_a
     relay_partition(0)
     stream = streams.stream_name(0)
     group = registry.groups["probe-alpha"]
-    reply = redis_client.xreadgroup(group.name, consumer_name(0), {stream: ">"}, count=10)
+    reply = redis_client.xreadgroup(group.name, streams.CONSUMER, {stream: ">"}, count=10)
     entries = reply[0][1]
     assert len(entries) == 3
     for _, fields in entries[:2]:
@@ -184,7 +185,7 @@ def test_while_redis_is_unreachable_the_relay_keeps_events_unpublished():
     )
     # when the relay cannot reach Redis
     with pytest.raises(redis.ConnectionError):
-        relay_batch(0, client=unreachable)
+        relay_batch(0, layout=layouts.current(), client=unreachable)
     # then the events stay unpublished, with the attempt and the error recorded
     rows = list(OutboxEvent.objects.order_by("id"))
     assert [(row.published_at, row.attempts) for row in rows] == [(None, 1), (None, 1)]

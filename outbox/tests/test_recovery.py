@@ -138,10 +138,9 @@ def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(cel
             timeout=30,
             message="both groups to block",
         )
-        # and events that no free worker process could relay yet
+        # and newer events, relayed or not yet
         for thing in things:
             thing_event(thing.pk)
-        assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 3
         # when Redis loses everything
         lose_redis_data()
     finally:
@@ -153,9 +152,10 @@ def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(cel
         message="every group to apply every event",
     )
     assert streams.marker_present()
-    # (the block event's handlers may have committed before the check or after it)
+    # (the block event's handlers may have committed before the check or after it, and
+    # the newest three may or may not have been relayed before Redis lost them)
     assert re.search(
-        r"Redis lost the outbox's streams: republishing [34] unapplied event",
+        r"Redis lost the outbox's streams: republishing [3-7] unapplied event",
         worker.log.read_text(),
     )
     wait_for(

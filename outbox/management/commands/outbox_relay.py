@@ -1,46 +1,32 @@
 import signal
-import time
 
 from django.core.management import BaseCommand
 
 from outbox import streams
+from outbox.management.commands._runner import run_in_foreground
 from outbox.relay import relay_partition
-from outbox.tasks import wake_consumers
+from outbox.runtime import Runtime
 
 
 class Command(BaseCommand):
     help = (
-        "Run the relay in the foreground (the Celery worker runs it too; several relays may "
-        "run at once: each partition has one active relay at a time)."
+        "Run the relay in the foreground (the Celery worker's processes run it too; any "
+        "number may run at once: each partition has one active relay at a time)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="relay what is there, then exit")
-        parser.add_argument(
-            "--interval", type=float, default=0.05, help="idle poll interval, seconds"
-        )
-        parser.add_argument(
-            "--no-wake", action="store_true", help="do not send Celery tasks to wake the consumers"
-        )
 
     def handle(self, *args, **options) -> None:
-        self.stopping = False
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        on_batch = None if options["no_wake"] else wake_consumers
-        total = 0
         if not options["once"]:
-            self.stdout.write(f"relaying {len(streams.partitions())} partition(s); Ctrl-C stops")
-        while not self.stopping:
-            moved = sum(
-                relay_partition(p, on_batch=on_batch).published for p in streams.partitions()
-            )
+            run_in_foreground(self, Runtime(groups=[]), "relaying")
+            return
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # finish this pass
+        total = 0
+        while not stopping:
+            moved = sum(relay_partition(p).published for p in streams.partitions())
             total += moved
-            if options["once"] and moved == 0:
-                break
             if moved == 0:
-                time.sleep(options["interval"])
+                break
         self.stdout.write(f"relayed {total} event(s)")
-
-    def _stop(self, *_args) -> None:
-        self.stopping = True

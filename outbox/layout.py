@@ -1,0 +1,57 @@
+"""The event log's layout: which partition (stream) an aggregate's events travel on.
+
+Every event is stamped at publish time with its aggregate's *slot*, a fixed hash
+in ``0..SLOT_COUNT-1``. Its partition is ``slot % partitions``, where the number
+of partitions is kept in the database (``StreamLayout``), seeded from
+``OUTBOX_PARTITIONS``. Publishers therefore never need the partition count, and
+changing it (``outbox_repartition``) only has to agree among relays and
+consumers: relays pause, the streams drain, the count changes, relays resume.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from outbox.conf import conf
+from outbox.models import StreamLayout
+
+SLOT_COUNT = 4096  # fixed forever: also the largest possible number of partitions
+
+
+def slot_for(aggregate_type: str, aggregate_id: str) -> int:
+    """The aggregate's slot: stable across processes, hosts and restarts."""
+    return zlib.crc32(f"{aggregate_type}:{aggregate_id}".encode()) % SLOT_COUNT
+
+
+@dataclass(frozen=True)
+class Layout:
+    prefix: str
+    partitions: int
+    generation: int
+    paused: bool = False
+
+    def partition_of(self, slot: int) -> int:
+        return slot % self.partitions
+
+    def partition_for(self, aggregate_type: str, aggregate_id: str) -> int:
+        return self.partition_of(slot_for(aggregate_type, aggregate_id))
+
+    def range(self) -> range:
+        return range(self.partitions)
+
+
+def current() -> Layout:
+    """The layout under the configured key prefix, created from the settings on first use."""
+    prefix = conf.STREAM_PREFIX
+    row = StreamLayout.objects.filter(prefix=prefix).first()
+    if row is None:
+        partitions = int(conf.PARTITIONS)
+        if not 1 <= partitions <= SLOT_COUNT:
+            from outbox.errors import ConfigurationError
+
+            raise ConfigurationError(f"OUTBOX_PARTITIONS must be 1..{SLOT_COUNT}, not {partitions}")
+        row, _ = StreamLayout.objects.get_or_create(
+            prefix=prefix, defaults={"partitions": partitions}
+        )
+    return Layout(row.prefix, row.partitions, row.generation, row.paused)
