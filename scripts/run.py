@@ -1,14 +1,16 @@
-"""Run the whole shop on one machine: web, Celery worker (relay and consumers) and beat.
+"""Run the whole shop on one machine: web, Celery worker (the relay and consumers) and beat.
 
-Creates the database schema and demo data first. Redis is started when none
-answers and ``redis-server`` is installed. Ctrl-C stops everything.
+Creates the database schema, static files and demo data first. Redis is started
+when none answers and ``redis-server`` is installed. A process that exits is
+restarted (the output says so); Ctrl-C stops everything. ``--dev`` serves the
+web with Django's development server (auto-reload) instead of gunicorn.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+sys.path.insert(0, str(ROOT))
+
+from shop.processes import PY, Supervisor, commands  # noqa: E402
 
 
 def redis_answers(url: str) -> bool:
@@ -66,6 +70,9 @@ def ensure_redis(url: str) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", action="store_true", help="Django's development server")
+    args = parser.parse_args()
     os.chdir(ROOT)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
@@ -73,58 +80,15 @@ def main() -> None:
     redis_url = env.setdefault("REDIS_URL", "redis://localhost:6379/0")
     ensure_redis(redis_url)
     manage = [PY, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True)
-    subprocess.run([*manage, "seed_demo"], env=env, check=True)
-    sqlite = not env.get("DATABASE_URL", "").startswith(("postgres", "pgsql"))
-    # SQLite has no advisory locks: one worker process keeps relay and consumers in order.
-    concurrency = "1" if sqlite else env.get("WORKER_CONCURRENCY", "4")
+    for step in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"], ["seed_demo"]):
+        subprocess.run([*manage, *step], env=env, check=True)
     host = env.get("HOST", "127.0.0.1:8000")
-    procs = {
-        "web": [*manage, "runserver", host, "--noreload"],
-        "worker": [
-            PY,
-            "-m",
-            "celery",
-            "-A",
-            "shop",
-            "worker",
-            "--loglevel=INFO",
-            f"--concurrency={concurrency}",
-        ],
-        "beat": [
-            PY,
-            "-m",
-            "celery",
-            "-A",
-            "shop",
-            "beat",
-            "--loglevel=INFO",
-            "--schedule",
-            str(ROOT / ".celerybeat-schedule"),
-        ],
-    }
-    running = {name: subprocess.Popen(cmd, env=env) for name, cmd in procs.items()}
+    supervisor = Supervisor(
+        commands(env, dev=args.dev, schedule=str(ROOT / ".celerybeat-schedule")), env, cwd=str(ROOT)
+    )
+    supervisor.start()
     print(f"\nshop running: http://{host}/api/docs/  admin: http://{host}/admin/  (Ctrl-C stops)\n")
-
-    def stop(*_args) -> None:
-        for proc in running.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in running.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        sys.exit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while True:
-        for name, proc in running.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping the rest")
-                stop()
-        time.sleep(1)
+    supervisor.run()
 
 
 if __name__ == "__main__":
