@@ -176,9 +176,18 @@ OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # Wake the relay by a Celery task right after each commit that published events.
 OUTBOX_WAKE_ON_COMMIT = env.bool("OUTBOX_WAKE_ON_COMMIT", default=True)
 
+# How long an order's Idempotency-Key is remembered; an older one places a new order.
+IDEMPOTENCY_KEY_RETENTION_HOURS = env.int("IDEMPOTENCY_KEY_RETENTION_HOURS", default=24)
+if IDEMPOTENCY_KEY_RETENTION_HOURS < 1:
+    raise ImproperlyConfigured("IDEMPOTENCY_KEY_RETENTION_HOURS must be at least 1")
+
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {"task": "outbox.tasks.relay", "schedule": OUTBOX_POLL_INTERVAL_S},
     "outbox-consume": {"task": "outbox.tasks.consume_all", "schedule": OUTBOX_POLL_INTERVAL_S},
     "outbox-trim": {"task": "outbox.tasks.trim_streams", "schedule": 60.0},
     "outbox-prune": {"task": "outbox.tasks.prune", "schedule": 3600.0},
+    "orders-prune-idempotency-keys": {
+        "task": "orders.tasks.prune_idempotency_keys",
+        "schedule": 3600.0,
+    },
 }
