@@ -118,6 +118,9 @@ class Smoke:
         except SmokeFailed as exc:
             print(" failed", flush=True)
             raise SmokeFailed(f"{title}: {exc}") from None
+        except Exception as exc:  # a bug of the smoke itself: still one line
+            print(" failed", flush=True)
+            raise SmokeFailed(f"{title}: {type(exc).__name__}: {exc}") from exc
         print(f" ok ({time.monotonic() - started:.1f} s)", flush=True)
         return result
 
