@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@localhost:5432/shop
 TEST_REDIS_URL ?= redis://localhost:6379/14
+# The clean-install smoke's web port; 0 takes a free one.
+SMOKE_PORT ?= 0
 
-.PHONY: install run test lint bench-outbox clean
+.PHONY: install run test smoke-install lint bench-outbox clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +33,14 @@ test: install
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null && \
 	DJANGO_SETTINGS_MODULE=shop.test_settings $(BIN)/python manage.py makemigrations probe --check --dry-run && \
 	DJANGO_SETTINGS_MODULE=shop.bench_settings $(BIN)/python manage.py makemigrations outbox_bench --check --dry-run && \
-	$(BIN)/pytest
+	$(BIN)/pytest && \
+	$(BIN)/python scripts/smoke_install.py --database-url "$$DATABASE_URL" --redis-url "$$REDIS_URL" --port $(SMOKE_PORT)
+
+## Build the wheel, install it without extras into a fresh virtualenv and run web, worker and
+## beat from it: one order through the API to CONFIRMED (database <name>_smoke, then dropped).
+smoke-install: install
+	$(BIN)/python scripts/smoke_install.py --database-url "$${DATABASE_URL:-$(PG_URL)}" \
+		--redis-url "$${TEST_REDIS_URL:-$(TEST_REDIS_URL)}" --port $(SMOKE_PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -12,9 +12,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 import outbox
 from orders.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderLinePayload
@@ -74,7 +77,9 @@ def order_place(
     what it wants. With an ``idempotency_key``, the first request for that
     customer and key places the order and any later one with the same lines and
     token returns that same order (``created=False``) without placing another,
-    also when both requests race.
+    also when both requests race. A key is kept for
+    ``IDEMPOTENCY_KEY_RETENTION_HOURS``: once older, it is as if it had never
+    been used, and the same request places a new order.
 
     Raises ``DomainError`` (field "lines", "payment_token" or "idempotency_key")
     for invalid input or a sku unknown to the catalogue, and ``Conflict`` when
@@ -90,7 +95,9 @@ def order_place(
     try:
         with transaction.atomic():
             if idempotency_key is not None:
-                earlier = _order_for_key(customer_id, idempotency_key, fingerprint)
+                earlier = _order_for_key(
+                    customer_id, idempotency_key, fingerprint, forget_expired=True
+                )
                 if earlier is not None:
                     return PlacedOrder(order=earlier, created=False)
             order = _order_create(
@@ -161,13 +168,20 @@ def _validate_payment_token(payment_token: str) -> None:
         )
 
 
-def _order_for_key(customer_id: int, key: str, fingerprint: str) -> Order | None:
+def _order_for_key(
+    customer_id: int, key: str, fingerprint: str, *, forget_expired: bool = False
+) -> Order | None:
     row = (
         IdempotencyKey.objects.filter(customer_id=customer_id, key=key)
         .select_related("order")
         .first()
     )
     if row is None:
+        return None
+    if forget_expired and row.created_at < idempotency_key_cutoff():
+        # Expired: as if absent. Its row goes in the caller's transaction, so that the
+        # new order's key can take its place under the unique (customer_id, key).
+        IdempotencyKey.objects.filter(pk=row.pk).delete()
         return None
     if row.request_fingerprint != fingerprint:
         raise Conflict("this Idempotency-Key was already used with a different request")
@@ -213,6 +227,25 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         )
     )
     return order
+
+
+# --- idempotency keys ----------------------------------------------------------------
+
+
+def idempotency_key_cutoff() -> datetime:
+    """Keys created before this have expired (``IDEMPOTENCY_KEY_RETENTION_HOURS`` ago)."""
+    return timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
+
+
+def idempotency_keys_prune() -> int:
+    """Delete the idempotency keys older than the retention; returns how many went.
+
+    Expired keys already count as absent when an order is placed; this reclaims
+    their rows (beat runs it hourly). The orders they placed stay.
+    """
+    with transaction.atomic():
+        deleted, _ = IdempotencyKey.objects.filter(created_at__lt=idempotency_key_cutoff()).delete()
+    return deleted
 
 
 # --- the saga's replies ----------------------------------------------------------------

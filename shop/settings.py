@@ -186,4 +186,15 @@ OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # The relay and every consumer group run as readers inside each worker pool process.
 OUTBOX_READERS = env.bool("OUTBOX_READERS", default=True)
 
-CELERY_BEAT_SCHEDULE = outbox_beat_schedule(poll_interval_s=OUTBOX_POLL_INTERVAL_S)
+# How long an order's Idempotency-Key is remembered; an older one places a new order.
+IDEMPOTENCY_KEY_RETENTION_HOURS = env.int("IDEMPOTENCY_KEY_RETENTION_HOURS", default=24)
+if IDEMPOTENCY_KEY_RETENTION_HOURS < 1:
+    raise ImproperlyConfigured("IDEMPOTENCY_KEY_RETENTION_HOURS must be at least 1")
+
+CELERY_BEAT_SCHEDULE = {
+    **outbox_beat_schedule(poll_interval_s=OUTBOX_POLL_INTERVAL_S),
+    "orders-prune-idempotency-keys": {
+        "task": "orders.tasks.prune_idempotency_keys",
+        "schedule": 3600.0,
+    },
+}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
+
 from orders import services
-from orders.models import Order
+from orders.models import IdempotencyKey, Order
 from outbox.models import OutboxEvent
 from outbox.testing import deliver
 
@@ -33,6 +36,13 @@ def place(
         **kwargs,
     )
     return placed.order
+
+
+def age_idempotency_key(customer_id: int, key: str, *, hours: float) -> None:
+    """Make a customer's key ``hours`` old, as if its first request came that long ago."""
+    IdempotencyKey.objects.filter(customer_id=customer_id, key=key).update(
+        created_at=timezone.now() - timedelta(hours=hours)
+    )
 
 
 def order_events(order_id: int) -> list[tuple[str, dict]]:

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from orders import services
 from orders.models import IdempotencyKey, Order, TimelineEntry
 from orders.tests.factories import (
+    age_idempotency_key,
     order_events,
     payment_processed,
     place,
@@ -106,6 +107,41 @@ def test_replay_with_the_same_key_and_body_returns_the_same_order_with_200(alice
     assert (
         IdempotencyKey.objects.get(customer_id=alice.pk, key="key-1").order_id == first.data["id"]
     )
+
+
+def test_a_key_older_than_the_retention_places_a_new_order_with_201(alice, settings):
+    # given
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 24
+    client = client_for(alice)
+    first = client.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="key-1")
+    age_idempotency_key(alice.pk, "key-1", hours=25)
+
+    # when
+    again = client.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="key-1")
+
+    # then
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.data["id"] != first.data["id"]
+    assert Order.objects.filter(customer_id=alice.pk).count() == 2
+    assert (
+        IdempotencyKey.objects.get(customer_id=alice.pk, key="key-1").order_id == again.data["id"]
+    )
+
+
+def test_a_key_within_the_retention_still_returns_the_first_order_with_200(alice, settings):
+    # given
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 24
+    client = client_for(alice)
+    first = client.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="key-1")
+    age_idempotency_key(alice.pk, "key-1", hours=23)
+
+    # when
+    again = client.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="key-1")
+
+    # then
+    assert again.status_code == 200
+    assert again.data["id"] == first.data["id"]
+    assert Order.objects.filter(customer_id=alice.pk).count() == 1
 
 
 def test_the_same_key_with_another_body_is_409_and_writes_nothing(alice):

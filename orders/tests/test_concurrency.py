@@ -8,7 +8,7 @@ from django.db import connection
 
 from orders import services
 from orders.models import IdempotencyKey, Order
-from orders.tests.factories import order_events, place, seed_product
+from orders.tests.factories import age_idempotency_key, order_events, place, seed_product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,6 +53,36 @@ def test_racing_requests_with_one_idempotency_key_place_one_order():
         assert len({result.order.pk for result in results}) == 1
         assert sorted(result.created for result in results) == [False, False, True]
         assert Order.objects.filter(customer_id=7).count() == 1
+
+
+def test_racing_requests_with_one_expired_key_place_one_new_order():
+    seed_product("SKU-1", name="Widget", price="10.00")
+
+    def request() -> services.PlacedOrder:
+        return services.order_place(
+            customer_id=7, lines=[services.LineIn(sku="SKU-1", quantity=1)], idempotency_key="k"
+        )
+
+    for _ in range(5):
+        # given: the key placed an order longer ago than the retention
+        IdempotencyKey.objects.filter(customer_id=7).delete()
+        Order.objects.filter(customer_id=7).delete()
+        old = request().order
+        age_idempotency_key(7, "k", hours=25)
+
+        # when
+        results = run_together(request, request, request)
+
+        # then
+        assert all(isinstance(result, services.PlacedOrder) for result in results), results
+        new = {result.order.pk for result in results}
+        assert len(new) == 1
+        assert old.pk not in new
+        assert sorted(result.created for result in results) == [False, False, True]
+        assert Order.objects.filter(customer_id=7).count() == 2
+        assert list(
+            IdempotencyKey.objects.filter(customer_id=7).values_list("order_id", flat=True)
+        ) == list(new)
 
 
 def test_racing_stock_and_payment_replies_confirm_exactly_once():

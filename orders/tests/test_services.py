@@ -5,7 +5,7 @@ from django.db import transaction
 
 from orders import services
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine
-from orders.tests.factories import order_events, place, seed_product
+from orders.tests.factories import age_idempotency_key, order_events, place, seed_product
 from shop.errors import Conflict, DomainError, NotFound
 
 pytestmark = pytest.mark.django_db
@@ -190,6 +190,117 @@ def test_a_rejected_request_does_not_consume_its_key():
 
     assert order.status == Order.Status.PENDING
     assert not IdempotencyKey.objects.filter(key="k-1").exclude(order=order).exists()
+
+
+def test_a_key_older_than_the_retention_is_forgotten_and_the_same_request_places_a_new_order(
+    settings,
+):
+    # given
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 24
+    first = pending_order(idempotency_key="k-1")
+    age_idempotency_key(7, "k-1", hours=24.5)
+
+    # when
+    placed = services.order_place(
+        customer_id=7,
+        lines=[services.LineIn(sku="SKU-1", quantity=2), services.LineIn(sku="SKU-2", quantity=3)],
+        idempotency_key="k-1",
+    )
+
+    # then
+    assert placed.created is True
+    assert placed.order.pk != first.pk
+    assert [row.order_id for row in IdempotencyKey.objects.filter(customer_id=7)] == [
+        placed.order.pk
+    ]
+    assert [event for event, _ in order_events(placed.order.pk)] == ["orders.OrderCreated"]
+    assert Order.objects.filter(pk=first.pk).exists()  # the first order itself stays
+
+    # and the new key is remembered in turn
+    assert pending_order(idempotency_key="k-1").pk == placed.order.pk
+
+
+def test_a_key_within_the_retention_returns_the_first_order(settings):
+    # given
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 24
+    first = pending_order(idempotency_key="k-1")
+    age_idempotency_key(7, "k-1", hours=23.5)
+
+    # when
+    again = services.order_place(
+        customer_id=7,
+        lines=[services.LineIn(sku="SKU-1", quantity=2), services.LineIn(sku="SKU-2", quantity=3)],
+        idempotency_key="k-1",
+    )
+
+    # then
+    assert (again.created, again.order.pk) == (False, first.pk)
+    assert Order.objects.filter(customer_id=7).count() == 1
+
+
+def test_the_retention_comes_from_the_setting(settings):
+    # given: a key two days old, kept for three
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 72
+    first = pending_order(idempotency_key="k-1")
+    age_idempotency_key(7, "k-1", hours=48)
+
+    # when
+    again = pending_order(idempotency_key="k-1")
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 24
+    later = pending_order(idempotency_key="k-1")
+
+    # then
+    assert again.pk == first.pk
+    assert later.pk != first.pk
+
+
+def test_an_expired_key_with_another_request_places_that_request_instead_of_a_conflict():
+    # given
+    first = place(7, [("SKU-1", 2)], idempotency_key="k-1")
+    age_idempotency_key(7, "k-1", hours=25)
+
+    # when
+    other = place(7, [("SKU-1", 3)], idempotency_key="k-1")
+
+    # then
+    assert other.pk != first.pk
+    assert [line.quantity for line in other.lines.all()] == [3]
+
+
+def test_a_rejected_request_with_an_expired_key_leaves_the_key_as_it_was():
+    # given
+    first = place(7, [("SKU-1", 2)], idempotency_key="k-1")
+    age_idempotency_key(7, "k-1", hours=25)
+
+    # when
+    with pytest.raises(DomainError):
+        place(7, [("NOPE", 1)], idempotency_key="k-1")
+
+    # then
+    assert [row.order_id for row in IdempotencyKey.objects.filter(customer_id=7)] == [first.pk]
+    assert Order.objects.filter(customer_id=7).count() == 1
+
+
+def test_prune_deletes_the_keys_older_than_the_retention_and_keeps_their_orders(settings):
+    # given
+    settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 24
+    old = place(7, [("SKU-1", 1)], idempotency_key="old")
+    recent = place(7, [("SKU-1", 1)], idempotency_key="recent")
+    fresh = place(8, [("SKU-1", 1)], idempotency_key="old")
+    age_idempotency_key(7, "old", hours=30)
+    age_idempotency_key(7, "recent", hours=20)
+
+    # when
+    deleted = services.idempotency_keys_prune()
+
+    # then
+    assert deleted == 1
+    assert sorted(IdempotencyKey.objects.values_list("customer_id", "key", "order_id")) == [
+        (7, "recent", recent.pk),
+        (8, "old", fresh.pk),
+    ]
+    assert Order.objects.filter(pk=old.pk).exists()
+    assert services.idempotency_keys_prune() == 0
 
 
 # --- the saga's replies ----------------------------------------------------------------
