@@ -7,7 +7,7 @@ TEST_REDIS_URL ?= redis://localhost:6379/14
 # The clean-install smoke's web port; 0 takes a free one.
 SMOKE_PORT ?= 0
 
-.PHONY: install run test smoke-install lint bench-outbox clean
+.PHONY: install run run-dev test smoke-install lint bench-outbox bench-saga clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(BIN)/activate
 ## Set up and run the whole system: web, worker, beat, relay, with demo data.
 run: install
 	$(BIN)/python scripts/run.py
+
+## The same with Django's development server (auto-reload) instead of gunicorn.
+run-dev: install
+	$(BIN)/python scripts/run.py --dev
 
 ## Set up and run the checks and the tests (PostgreSQL and Redis on localhost).
 test: install
@@ -56,3 +60,9 @@ bench-outbox: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles
+
+## The whole shop under load through its API: confirmed orders/s, POST -> CONFIRMED latency,
+## CPU per order by process; prints a table and writes bench/saga.json. Its own database
+## (BENCH_SAGA_DATABASE_URL, default shop_bench_saga, recreated) and its own Redis (port 6391).
+bench-saga: install
+	$(BIN)/python -m bench.saga --json bench/saga.json

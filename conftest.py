@@ -102,6 +102,22 @@ class Worker:
         if self.proc.poll() is not None:
             pytest.fail(f"celery worker {name} exited:\n{self.log.read_text()[-3000:]}")
 
+    def reader_pids(self) -> list[int]:
+        """The pool processes that started readers, in the order they did."""
+        import re
+
+        return [
+            int(pid)
+            for pid in re.findall(r"outbox readers started in process (\d+)", self.log.read_text())
+        ]
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM the worker, as a supervisor stops it (a warm shutdown); returns its exit code."""
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
     def kill(self) -> None:
         """SIGKILL the worker and its pool processes, as a crash would."""
         import os

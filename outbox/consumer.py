@@ -27,7 +27,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from outbox import context, lease, streams
-from outbox import layout as layouts
 from outbox.conf import conf
 from outbox.failures import (
     Apply,
@@ -40,7 +39,6 @@ from outbox.failures import (
     record_failure,
     triage,
 )
-from outbox.layout import Layout
 from outbox.message import Message
 from outbox.models import InboxEntry
 from outbox.registry import Handler, registry
@@ -133,12 +131,12 @@ class BatchResult:
 class PartitionConsumer:
     """A group's work on one partition, for as long as the caller holds its lease."""
 
-    def __init__(self, group: str, partition: int, layout: Layout) -> None:
+    def __init__(self, group: str, partition: int) -> None:
         if group not in registry.groups:
             raise LookupError(f"unknown consumer group {group!r}")
         self.group = registry.groups[group]
         self.place = Place(group, partition, streams.stream_name(partition))
-        self.parked = parked_aggregates(group, partition, layout)
+        self.parked = parked_aggregates(group)
         self.retry_at: datetime | None = None  # the pending list waits for a failed entry
 
     def handle(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:
@@ -267,11 +265,13 @@ def read(
             block=block_ms,
         )
     except redis.ResponseError as exc:
-        if "NOGROUP" not in str(exc):
-            raise
-        for partition in starts:
-            streams.ensure_group(client, group, partition)
-        return []
+        if "NOGROUP" in str(exc):
+            for partition in starts:
+                streams.ensure_group(client, group, partition)
+            return []
+        if "UNBLOCKED" in str(exc):  # a stream deleted while we waited (outbox_repartition)
+            return []
+        raise
     return [(streams.partition_of_stream(name), entries) for name, entries in reply or []]
 
 
@@ -308,7 +308,7 @@ def consume(
         if not got:
             result.busy = True
             return result
-        worker = PartitionConsumer(group, partition, layouts.current())
+        worker = PartitionConsumer(group, partition)
         start = "0"  # first what this consumer left pending, then new entries
         while time.monotonic() < deadline:
             replies = read(

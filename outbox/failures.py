@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from outbox.conf import conf
 from outbox.errors import NoUpcaster
-from outbox.layout import Layout
 from outbox.message import MalformedEntry, Message
 from outbox.models import DeadLetter, DeliveryFailure
 from outbox.registry import ConsumerGroup, Handler, registry
@@ -226,8 +225,12 @@ def failures_of(place: Place, entry_ids: list[str]) -> dict[str, DeliveryFailure
     }
 
 
-def parked_aggregates(group: str, partition: int, layout: Layout) -> dict[Aggregate, int]:
-    """The group's aggregates on a partition with an open dead letter (the earliest's id)."""
+def parked_aggregates(group: str) -> dict[Aggregate, int]:
+    """The group's aggregates with an open dead letter (the earliest's id): later events wait.
+
+    All of the group's, not only one partition's: after ``outbox_repartition`` an
+    aggregate may travel on another partition than the one its dead letter came from.
+    """
     parked: dict[Aggregate, int] = {}
     for pk, a_type, a_id in (
         DeadLetter.objects.filter(group=group, status=DeadLetter.Status.DEAD)
@@ -235,6 +238,5 @@ def parked_aggregates(group: str, partition: int, layout: Layout) -> dict[Aggreg
         .order_by("id")
         .values_list("pk", "aggregate_type", "aggregate_id")
     ):
-        if layout.partition_for(a_type, a_id) == partition:
-            parked.setdefault((a_type, a_id), pk)
+        parked.setdefault((a_type, a_id), pk)
     return parked

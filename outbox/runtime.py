@@ -332,8 +332,7 @@ class GroupReader(Reader):
         return streams.key("handover", self.group, partition)
 
     def acquired(self, partition: int) -> None:
-        assert self.layout is not None
-        state = _Held(PartitionConsumer(self.group, partition, self.layout))
+        state = _Held(PartitionConsumer(self.group, partition))
         state.grace_until = time.monotonic() + GRACE_S
         self.held[partition] = state
         try:

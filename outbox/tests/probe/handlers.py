@@ -39,6 +39,7 @@ def _record(group: str, message: Message) -> None:
         version_seen=message.version,
         payload=message.payload,
         worker=os.environ.get("PROBE_WORKER", ""),
+        pid=os.getpid(),
     )
 
 

@@ -21,6 +21,7 @@ class Effect(models.Model):
     payload = models.JSONField(default=dict)
     # The PROBE_WORKER environment variable of the process that applied it.
     worker = models.CharField(max_length=50, blank=True, default="")
+    pid = models.IntegerField(default=0)  # the process that applied it
     applied_at = models.DateTimeField(auto_now_add=True)
 
 
