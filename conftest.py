@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+import redis
 
 from outbox import streams
 
@@ -13,10 +14,13 @@ def _isolated_streams(settings):
     prefix = f"t-{uuid.uuid4().hex[:10]}"
     settings.OUTBOX_STREAM_PREFIX = prefix
     yield prefix
-    client = streams.get_redis()
-    keys = list(client.scan_iter(f"{prefix}:*", count=500))
-    if keys:
-        client.delete(*keys)
+    try:
+        client = streams.get_redis()
+        keys = list(client.scan_iter(f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    except redis.ConnectionError:
+        pass  # the test made Redis unreachable: it wrote nothing there
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -84,10 +83,12 @@ def notification_send(
                 notification.pk,
             )
             return notification
-        transaction.on_commit(
-            partial(_email_send_after_commit, notification.pk, subject, body, address),
-            robust=True,
-        )
+        notification_id = notification.pk
+
+        def email_after_commit() -> None:  # a function: Django names it if it raises
+            _email_send_after_commit(notification_id, subject, body, address)
+
+        transaction.on_commit(email_after_commit, robust=True)
         return notification
 
 
