@@ -3,7 +3,8 @@
 from inventory import services
 from outbox import ConsumerGroup, Message
 
-consumer = ConsumerGroup("inventory")
+# Reservations lock products' rows, which the orders of every partition share.
+consumer = ConsumerGroup("inventory", transaction_per_event=True)
 
 
 @consumer.handler("orders.OrderCreated")

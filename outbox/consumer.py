@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -146,9 +147,10 @@ class PartitionConsumer:
         insert and no savepoints. If a handler fails there, the batch rolls back
         and is redone the careful way: each event in a savepoint, so the failure
         undoes only its own work and is counted towards its retries. Entries
-        re-read from the pending list always go the careful way.
+        re-read from the pending list always go the careful way. A group with
+        ``transaction_per_event`` commits each event on its own.
         """
-        if fresh:
+        if fresh and not self.group.transaction_per_event:
             parked = dict(self.parked)
             try:
                 with transaction.atomic():
@@ -208,7 +210,8 @@ class PartitionConsumer:
         result = BatchResult()
         failures = {} if fresh else failures_of(self.place, [entry_id for entry_id, _ in entries])
         now = timezone.now()
-        with transaction.atomic():
+        batch = nullcontext() if self.group.transaction_per_event else transaction.atomic()
+        with batch:
             for entry_id, fields in entries:
                 verdict = self._triaged(entry_id, fields, result)
                 if verdict is None:

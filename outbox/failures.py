@@ -166,6 +166,19 @@ def backoff(attempts: int) -> float:
     return min(conf.RETRY_BACKOFF_S * (2 ** (attempts - 1)), conf.RETRY_BACKOFF_MAX_S)
 
 
+# A deadlock or a serialization failure says nothing about the event: PostgreSQL chose
+# this transaction to give way, and running it again is what its documentation asks.
+TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a handler's error is one that retrying at once is expected to mend."""
+    return (
+        getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
+        or getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES
+    )
+
+
 def record_failure(
     place: Place,
     entry_id: str,
@@ -176,10 +189,14 @@ def record_failure(
 ) -> tuple[datetime | None, DeadLetter | None]:
     """Count a handler's failure; returns (when to try again, or the dead letter it became).
 
-    Call it from the ``except`` block, so the traceback is the handler's.
+    Call it from the ``except`` block, so the traceback is the handler's. A
+    transient database error is tried again at once and not counted.
     """
-    attempts = (previous.attempts if previous else 0) + 1
     error = f"{type(exc).__name__}: {exc}"
+    if transient(exc):
+        logger.info("%s: %s gave way (%s); trying again", place.group, message.type, error)
+        return timezone.now(), None
+    attempts = (previous.attempts if previous else 0) + 1
     failures = DeliveryFailure.objects.filter(
         group=place.group, stream=place.stream, entry_id=entry_id
     )

@@ -101,10 +101,17 @@ class ConsumerGroup:
 
     A handler receives the event upcast to at least ``versions[0]``; an event
     newer than ``versions[1]`` becomes a dead letter instead of being guessed at.
+
+    The events of one read are applied in one transaction (a commit per batch,
+    not per event). A group whose handlers lock rows that the events of other
+    partitions lock too (a product's stock, say) sets ``transaction_per_event``:
+    a batch would hold those locks across many events and deadlock with the
+    other partitions' batches.
     """
 
     name: str
     handlers: dict[str, Handler] = field(default_factory=dict)
+    transaction_per_event: bool = False
 
     def __post_init__(self) -> None:
         if not GROUP_NAME.match(self.name):

@@ -144,3 +144,23 @@ def test_a_failure_inside_a_batch_undoes_only_itself_and_counts_one_attempt(sett
         Effect.objects.filter(group="probe-alpha").values_list("aggregate_id", flat=True)
     ) == [str(first.pk)]
     assert DeliveryFailure.objects.get(group="probe-alpha").attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_deadlock_is_tried_again_at_once_and_not_counted_as_an_attempt(settings):
+    from outbox.tests.probe.handlers import DEADLOCKS
+
+    # given retries that would wait a minute, and a handler that gives way to a deadlock twice
+    settings.OUTBOX_RETRY_BACKOFF_S = 60.0
+    thing = Thing.objects.create(name="thing")
+    thing_event(thing.pk, kind="deadlock")
+    relay_partition(0)
+    DEADLOCKS["left"] = 2
+    # when the group consumes
+    result = consume("probe-alpha", 0)
+    # then the event is applied in the same run, with no attempt recorded and no dead letter
+    assert (result.handled, result.dead_lettered, result.retry_at) == (1, 0, None)
+    assert DEADLOCKS["left"] == 0
+    assert applied_steps("probe-alpha", thing.pk) == [1]
+    assert not DeliveryFailure.objects.exists()
+    assert not DeadLetter.objects.exists()

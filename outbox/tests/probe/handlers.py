@@ -3,6 +3,7 @@
 - "ok": record the effect.
 - "fail": raise while the Switch ``fail`` is on (fixable fault).
 - "block": wait on the PostgreSQL advisory lock 4242 (a test holds it to park a worker).
+- "deadlock": raise what a deadlock raises, while ``DEADLOCKS["left"]`` counts down (in-process).
 """
 
 import os
@@ -20,12 +21,28 @@ class ProbeFault(Exception):
     pass
 
 
+DEADLOCKS = {"left": 0}
+
+
+def _deadlock() -> None:
+    import psycopg
+    from django.db import OperationalError
+
+    DEADLOCKS["left"] -= 1
+    try:
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+    except psycopg.Error as exc:
+        raise OperationalError("deadlock detected") from exc
+
+
 def _record(group: str, message: Message) -> None:
     kind = message.payload.get("kind", "ok")
     if kind == "fail" and Switch.objects.filter(kind="fail", on=True).exists():
         raise ProbeFault(f"probe fault for thing {message.aggregate_id}")
     if kind == "lookup" and Switch.objects.filter(kind="lookup", on=True).exists():
         raise KeyError("a key the handler expected")
+    if kind == "deadlock" and DEADLOCKS["left"] > 0:
+        _deadlock()
     if kind == "block":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(4242)")
