@@ -15,7 +15,9 @@ measures:
 - POST -> CONFIRMED latency at each ``--rates`` offered (open loop: order n is due
   at start + n / rate, whatever happened before it), and the POST's own latency;
 - CPU per confirmed order in the closed loop, by process kind: web, worker, beat,
-  the PostgreSQL backends of its database, and Redis.
+  the PostgreSQL backends of its database, and Redis: from the loop's start until
+  every handler of every group has applied what its orders caused, divided by
+  those orders.
 
 An order's CONFIRMED time is when its ``orders.OrderConfirmed`` event was
 written (its ``occurred_at``, in the confirming transaction). Each line is one
@@ -341,6 +343,21 @@ def confirmed_between(start: float, end: float) -> int:
     ).count()
 
 
+def wait_quiet(timeout: float = 120.0) -> None:
+    """Until nothing is unpublished and no group applied anything for a second."""
+    from outbox.models import InboxEntry, OutboxEvent
+
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        applied = InboxEntry.objects.count()
+        if applied == last and not OutboxEvent.objects.filter(published_at=None).exists():
+            return
+        last = applied
+        time.sleep(1.0)
+    sys.exit("the system did not settle")
+
+
 def unfinished() -> int:
     from orders.models import Order
 
@@ -473,21 +490,24 @@ def run(args: argparse.Namespace) -> dict:
         warm = Placer(system.port, tokens)
         closed_loop(warm, min(args.clients, 4), 3)
         wait(lambda: unfinished() == 0, 60, "the warm-up orders to finish")
+        wait_quiet()
 
         say(f"closed loop: {args.clients} clients for {args.duration:.0f} s")
         placer = Placer(system.port, tokens)
         groups = {**system.pids(), "redis": system.redis_pid()}
         cpu_before = process_groups_cpu(groups, backend_pids(system.db_name))
         start, end = closed_loop(placer, args.clients, args.duration)
-        cpu_after = process_groups_cpu(groups, backend_pids(system.db_name))
         # Orders confirmed in the window's steady part (the first second ramps up).
         window = (start + 1.0, end)
         confirmed = confirmed_between(*window)
         per_s = confirmed / (window[1] - window[0])
-        wait(lambda: unfinished() == 0, 120, "the closed loop's backlog to drain")
+        wait(lambda: unfinished() == 0, 180, "the closed loop's backlog to drain")
+        wait_quiet()
+        # All the work the window's orders caused is done: every handler of every group.
+        cpu_after = process_groups_cpu(groups, backend_pids(system.db_name))
         done = confirmed_at(list(placer.sent))
         cpu_ms = {
-            kind: round((cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / max(confirmed, 1), 2)
+            kind: round((cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / max(len(done), 1), 2)
             for kind in cpu_after
         }
         cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
