@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 import redis
+from django.db import transaction
 from django.utils import timezone
 
 from outbox import streams
@@ -59,15 +60,28 @@ def trim_streams() -> int:
     return removed
 
 
-def prune(*, retention_days: int) -> int:
-    """Delete published events (and inbox rows) older than the retention; returns events deleted.
+def prune(*, retention_days: int, chunk: int = 5000) -> int:
+    """Delete published events older than the retention, with their inbox rows; returns how many.
 
-    Unpublished events are never pruned, whatever their age.
+    Unpublished events are never pruned, whatever their age. Inbox rows go with
+    their events (so none is left without its event), and in any case once they
+    are older than the retention; delivery failures too. Works in chunks, so a
+    long log does not make one long transaction.
     """
     cutoff = timezone.now() - timedelta(days=retention_days)
-    deleted, _ = OutboxEvent.objects.filter(
-        published_at__isnull=False, occurred_at__lt=cutoff
-    ).delete()
+    deleted = 0
+    while True:
+        rows = list(
+            OutboxEvent.objects.filter(published_at__isnull=False, occurred_at__lt=cutoff)
+            .order_by("id")
+            .values_list("id", "event_id")[:chunk]
+        )
+        if not rows:
+            break
+        with transaction.atomic():
+            InboxEntry.objects.filter(event_id__in=[event_id for _, event_id in rows]).delete()
+            OutboxEvent.objects.filter(id__in=[pk for pk, _ in rows]).delete()
+        deleted += len(rows)
     InboxEntry.objects.filter(processed_at__lt=cutoff).delete()
     DeliveryFailure.objects.filter(updated_at__lt=cutoff).delete()
     if deleted:

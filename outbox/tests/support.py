@@ -171,3 +171,11 @@ def stream_event_ids(partition: int = 0) -> list[str]:
     return [
         fields.get("id") for _, fields in streams.get_redis().xrange(streams.stream_name(partition))
     ]
+
+
+def assert_audit_clean() -> None:
+    """The auditor finds nothing wrong with the probe groups' handling of the log."""
+    from outbox.audit import audit
+
+    faults = {name: result for name, result in audit().items() if result.faults}
+    assert not faults, faults

@@ -26,6 +26,7 @@ from outbox.tests.support import (
     ROOT,
     AdvisoryLock,
     applied_steps,
+    assert_audit_clean,
     lock_waiters,
     stream_event_ids,
     terminate_backends,
@@ -106,6 +107,7 @@ def test_a_relay_killed_after_xadd_and_before_marking_published_causes_no_double
     assert Effect.objects.count() == 12
     assert InboxEntry.objects.count() == 12
     assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    assert_audit_clean()
 
 
 def _pending(group: str) -> int:
@@ -147,6 +149,7 @@ def test_a_killed_worker_s_pending_messages_are_applied_once_by_the_next_worker(
         assert applied_steps(group, second.pk) == [1]
     assert set(Effect.objects.values_list("worker", flat=True)) == {"w2"}
     assert InboxEntry.objects.count() == 8
+    assert_audit_clean()
 
 
 @pytest.mark.django_db(transaction=True)

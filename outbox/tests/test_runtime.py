@@ -23,6 +23,7 @@ from outbox.tests.support import (
     GROUPS,
     AdvisoryLock,
     applied_steps,
+    assert_audit_clean,
     lock_waiters,
     published_steps,
     thing_event,
@@ -78,6 +79,7 @@ def _assert_each_group_applied_each_event_once_in_order(things: list[Thing]) -> 
             assert applied_steps(group, thing.pk) == published_steps(thing.pk), (group, thing.pk)
     assert Effect.objects.count() == InboxEntry.objects.count() == len(GROUPS) * events
     assert not DeadLetter.objects.exists()
+    assert_audit_clean()
 
 
 def test_eight_partitions_two_worker_processes_share_the_work_and_keep_each_aggregate_s_order(
