@@ -48,7 +48,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shop.processes import PY, Supervisor, commands  # noqa: E402
+from shop.processes import PY, Supervisor, commands, prepare_metrics_dir  # noqa: E402
 
 SKUS = [f"BENCH-{n:03d}" for n in range(20)]
 PASSWORD = "bench-pass-phrase-" + uuid.uuid4().hex[:8]
@@ -140,6 +140,7 @@ class System:
             PYTHONUNBUFFERED="1",
             # No mail server here: the console backend would write every email to the log.
             EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+            PROMETHEUS_MULTIPROC_DIR=str(logs / "metrics"),
         )
         for name in ("WEB_CONCURRENCY", "WORKER_CONCURRENCY"):
             value = getattr(args, name.lower())
@@ -147,6 +148,7 @@ class System:
                 self.env[name] = str(value)
 
     def __enter__(self) -> System:
+        prepare_metrics_dir(self.env)
         self._database()
         self._redis()
         self._manage("migrate", "--noinput", "-v0")

@@ -27,7 +27,7 @@ import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
-from outbox import context, lease, streams
+from outbox import context, lease, metrics, streams
 from outbox.conf import conf
 from outbox.failures import (
     Apply,
@@ -38,6 +38,7 @@ from outbox.failures import (
     failures_of,
     parked_aggregates,
     record_failure,
+    transient,
     triage,
 )
 from outbox.message import Message
@@ -125,8 +126,30 @@ class _HandlerFailed(Exception):
 class BatchResult:
     acks: list[str] = field(default_factory=list)  # entry ids to acknowledge after commit
     stopped: bool = False  # a failed entry (and those after it) stays pending until retry_at
-    handled: int = 0
-    dead_lettered: int = 0
+    applied: list[Message] = field(default_factory=list)
+    dead: list[tuple[str, str]] = field(default_factory=list)  # (event type, why)
+    retried: list[str] = field(default_factory=list)  # event types
+
+    @property
+    def handled(self) -> int:
+        return len(self.applied)
+
+    @property
+    def dead_lettered(self) -> int:
+        return len(self.dead)
+
+    def observe(self, group: str) -> None:
+        """Count what the committed batch did (``outbox.metrics``)."""
+        now = time.time()
+        for message in self.applied:
+            metrics.HANDLED.labels(group, message.type).inc()
+            metrics.COMMIT_TO_HANDLED.labels(group).observe(
+                max(now - message.occurred_at.timestamp(), 0.0)
+            )
+        for event_type, why in self.dead:
+            metrics.DEAD_LETTERED.labels(group, event_type, why).inc()
+        for event_type in self.retried:
+            metrics.RETRIED.labels(group, event_type).inc()
 
 
 class PartitionConsumer:
@@ -150,22 +173,35 @@ class PartitionConsumer:
         re-read from the pending list always go the careful way. A group with
         ``transaction_per_event`` commits each event on its own.
         """
+        result = None
         if fresh and not self.group.transaction_per_event:
             parked = dict(self.parked)
             try:
                 with transaction.atomic():
-                    return self._fast(entries)
+                    result = self._fast(entries)
             except _HandlerFailed:
                 self.parked = parked
-        return self._careful(entries, fresh=fresh)
+        if result is None:
+            result = self._careful(entries, fresh=fresh)
+        result.observe(self.group.name)
+        return result
 
     def _dead(
-        self, entry_id: str, fields: Mapping[str, str] | None, reason: str, message: Message | None
-    ) -> int:
+        self,
+        result: BatchResult,
+        entry_id: str,
+        fields: Mapping[str, str] | None,
+        why: str,
+        reason: str,
+        message: Message | None,
+    ) -> None:
         letter = dead_letter(self.place, entry_id, fields, message, reason)
-        if letter is not None and message is not None:
+        if letter is None:
+            return
+        event_type = message.type if message else str((fields or {}).get("type", ""))[:200]
+        result.dead.append((event_type, why))
+        if message is not None:
             self.parked.setdefault((message.aggregate_type, message.aggregate_id), letter.pk)
-        return 1 if letter is not None else 0
 
     def _triaged(
         self, entry_id: str, fields: Mapping[str, str] | None, result: BatchResult
@@ -175,14 +211,13 @@ class PartitionConsumer:
         if isinstance(verdict, Apply):
             return verdict
         if isinstance(verdict, Reject):
-            result.dead_lettered += self._dead(entry_id, fields, verdict.reason, verdict.message)
+            self._dead(result, entry_id, fields, verdict.kind, verdict.reason, verdict.message)
         elif isinstance(verdict, Parked) and not already_applied(
             self.group.name, verdict.message.event_id
         ):
             # Keep the aggregate's order: later events wait behind its dead letter.
-            result.dead_lettered += self._dead(
-                entry_id, fields, f"parked behind dead letter #{verdict.blocker}", verdict.message
-            )
+            reason = f"parked behind dead letter #{verdict.blocker}"
+            self._dead(result, entry_id, fields, "parked", reason, verdict.message)
         return None
 
     def _fast(self, entries: Sequence[Entry]) -> BatchResult:
@@ -203,7 +238,7 @@ class PartitionConsumer:
                 )
             except Exception as exc:
                 raise _HandlerFailed from exc
-            result.handled += 1
+            result.applied.append(verdict.message)
         return result
 
     def _careful(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:
@@ -229,18 +264,21 @@ class PartitionConsumer:
                         self.place, entry_id, fields, verdict.message, exc, failure
                     )
                     if retry_at is not None:
+                        if not transient(exc):
+                            result.retried.append(verdict.message.type)
                         self.retry_at = retry_at
                         result.stopped = True
                         return result
                     if letter is not None:
                         m = verdict.message
                         self.parked.setdefault((m.aggregate_type, m.aggregate_id), letter.pk)
-                        result.dead_lettered += 1
+                        result.dead.append((m.type, "handler"))
                     result.acks.append(entry_id)
                     continue
                 if failure is not None:
                     failure.delete()
-                result.handled += int(applied)
+                if applied:
+                    result.applied.append(verdict.message)
                 result.acks.append(entry_id)
         self.retry_at = None
         return result

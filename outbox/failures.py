@@ -55,6 +55,7 @@ class Parked:
 class Reject:
     """An entry no retry can mend: it becomes a dead letter at once."""
 
+    kind: str  # malformed, unknown_type, too_new or schema (the metrics' label)
     reason: str
     message: Message | None = None
 
@@ -77,12 +78,13 @@ def triage(
     try:
         message = Message.decode(fields)
     except MalformedEntry as exc:
-        return Reject(f"malformed stream entry: {exc}")
+        return Reject("malformed", f"malformed stream entry: {exc}")
     handler = group.handlers.get(message.type)
     if handler is None:
-        return Reject(f"unknown event type {message.type!r}", message)
+        return Reject("unknown_type", f"unknown event type {message.type!r}", message)
     if message.version > handler.max_version:
         return Reject(
+            "too_new",
             f"{message.type} v{message.version} is newer than this group handles "
             f"(v{handler.min_version}..v{handler.max_version})",
             message,
@@ -93,7 +95,9 @@ def triage(
     problem = schema_problem(message, fields["payload"])  # type: ignore[index]
     if problem is not None:
         return Reject(
-            f"payload breaks the schema of {message.type} v{message.version}: {problem}", message
+            "schema",
+            f"payload breaks the schema of {message.type} v{message.version}: {problem}",
+            message,
         )
     return Apply(message, handler)
 

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from outbox import layout as layouts
-from outbox import lease, streams
+from outbox import lease, metrics, streams
 from outbox.conf import conf
 from outbox.layout import Layout
 from outbox.message import encode_row
@@ -99,6 +99,7 @@ def relay_batch(
     stream = streams.stream_name(partition)
     marker = streams.marker_key()
     failure: redis.RedisError | None = None
+    started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor, client.pipeline() as pipe:
         # Watched from before the SELECT, so the XADDs do not run if Redis loses its
         # data or a recovery republishes older events meanwhile: appended to a fresh
@@ -139,6 +140,10 @@ def relay_batch(
     if failure is not None:
         logger.warning("relay: XADD to %s failed: %s", stream, failure)
         raise failure
+    metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
+    metrics.RELAY_BATCH_SIZE.observe(len(rows))
+    for row in rows:
+        metrics.RELAYED.labels(row[2]).inc()
     return len(rows)
 
 

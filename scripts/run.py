@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shop.processes import PY, Supervisor, commands  # noqa: E402
+from shop.processes import PY, Supervisor, commands, prepare_metrics_dir  # noqa: E402
 
 
 def redis_answers(url: str) -> bool:
@@ -77,8 +77,11 @@ def main() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
     env.setdefault("DEBUG", "true")
+    # Every process's metrics add up at /metrics (emptied at each start).
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / ".metrics"))
     redis_url = env.setdefault("REDIS_URL", "redis://localhost:6379/0")
     ensure_redis(redis_url)
+    prepare_metrics_dir(env)
     manage = [PY, "manage.py"]
     for step in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"], ["seed_demo"]):
         subprocess.run([*manage, *step], env=env, check=True)

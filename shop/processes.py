@@ -10,6 +10,7 @@ This module imports nothing of Django: it runs the processes, it is not one.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +75,17 @@ def commands(
             schedule,
         ],
     }
+
+
+def prepare_metrics_dir(env: Mapping[str, str]) -> None:
+    """Empty (or create) ``PROMETHEUS_MULTIPROC_DIR`` before any process of a run starts.
+
+    The metric files of an earlier run's processes would otherwise add up with these.
+    """
+    path = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
 
 
 @dataclass

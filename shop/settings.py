@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "shop.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's, the API docs') from the web process itself, also under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -149,6 +150,9 @@ SPECTACULAR_SETTINGS = {
         "DeadLetterStatusEnum": "outbox.models.DeadLetter.Status",
     },
 }
+
+# Bearer token a Prometheus scraper sends to /metrics (staff sessions may read it too).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Redis, Celery and the outbox -------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import redis
 
-from shop.processes import PY, Supervisor, commands
+from shop.processes import PY, Supervisor, commands, prepare_metrics_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,8 +165,11 @@ class Shop:
             WEB_CONCURRENCY="2",
             OUTBOX_PARTITIONS="4",
             EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+            PROMETHEUS_MULTIPROC_DIR=str(logdir / "metrics"),
+            METRICS_TOKEN="fault-test-metrics-token",
             PYTHONUNBUFFERED="1",
         )
+        prepare_metrics_dir(self.env)
         for step in (["migrate", "--noinput", "-v0"], ["shell", "-c", SEED]):
             subprocess.run(
                 [PY, "manage.py", *step],
