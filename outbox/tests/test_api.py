@@ -65,7 +65,9 @@ def test_events_are_filterable(staff):
     assert body["results"][0]["id"] == first
     assert body["results"][0]["payload"] == {"thing_id": 1, "step": 1, "kind": "ok"}
     assert staff.get("/api/outbox/events/", {"published": "maybe"}).json() == {
-        "published": ["must be true or false"]
+        "published": ["Must be a valid boolean."],
+        "detail": "published: Must be a valid boolean.",
+        "code": "invalid",
     }
     assert staff.get("/api/outbox/events/", {"since": "soon"}).status_code == 400
 
