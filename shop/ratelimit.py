@@ -16,7 +16,6 @@ import hashlib
 import ipaddress
 import logging
 import math
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,24 +29,9 @@ from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
+from shop.rates import Rate
+
 logger = logging.getLogger(__name__)
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
-
-
-@dataclass(frozen=True)
-class Rate:
-    count: int
-    period_s: int
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        """``"10/15m"`` is 10 per 15 minutes; units s, m, h, d."""
-        match = _RATE.match(text)
-        if match is None or int(match[1]) < 1 or match[2] == "0":
-            raise ValueError(f"rate {text!r} is not COUNT/PERIOD, e.g. 10/m, 100/h or 10/15m")
-        return cls(count=int(match[1]), period_s=int(match[2] or 1) * _UNITS[match[3]])
 
 
 def rate(scope: str) -> Rate:

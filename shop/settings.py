@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from shop.rates import Rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -225,6 +227,11 @@ RATELIMITS = {
     "order_user": env.str("RATELIMIT_ORDER_USER", default="20/m"),
     "order_address": env.str("RATELIMIT_ORDER_ADDRESS", default="60/m"),
 }
+for _scope, _rate in RATELIMITS.items():
+    try:
+        Rate.parse(_rate)
+    except ValueError as exc:
+        raise SystemExit(f"RATELIMIT_{_scope.upper()}: {exc}") from None
 # The client address is REMOTE_ADDR. Behind reverse proxies, list their addresses
 # (or networks): X-Forwarded-For is then read from the right, past the trusted
 # hops, so a client cannot pick its own address by sending the header.

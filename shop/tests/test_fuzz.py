@@ -81,15 +81,8 @@ fuzz_settings = settings(
 
 
 @pytest.fixture
-def fuzz_world(db, settings):
+def fuzz_world(db, rate_limits):
     """Some of everything for the fuzz to find: a catalogue, a customer, staff, limits on."""
-    settings.RATELIMIT_ENABLED = True
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"fuzz-{os.getpid()}"}
-    }
-    from django.core.cache import cache
-
-    cache.clear()
     inventory_services.product_create(sku="FUZZ-1", name="Fuzz", price="3.50", stock=5)
     customer = get_user_model().objects.create_user("fuzz-customer", password="a-fuzz-pass-1")
     staff = get_user_model().objects.create_user(
