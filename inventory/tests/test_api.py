@@ -210,3 +210,23 @@ def test_only_staff_restock(request, catalogue, client_name, status):
 
     assert response.status_code == status
     assert Product.objects.get(sku="TEE").on_hand == 2
+
+
+def test_the_schema_describes_each_audiences_product_shape(db):
+    # given
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+
+    # when
+    public, staff = components["Product"], components["StaffProduct"]
+    either = components["ProductForAudience"]["oneOf"]
+
+    # then: the public shape never promises stock levels; the staff shape does
+    assert set(public["required"]) == {"sku", "name", "price", "available"}
+    assert public["additionalProperties"] is False
+    assert {"on_hand", "reserved"} <= set(staff["required"])
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in either} == {"Product", "StaffProduct"}
+    detail = schema["paths"]["/api/products/{sku}/"]["get"]["responses"]["200"]
+    assert detail["content"]["application/json"]["schema"]["$ref"].endswith("ProductForAudience")
+    page = components["PaginatedProducts"]["properties"]["results"]["items"]
+    assert page["$ref"].endswith("ProductForAudience")
