@@ -100,7 +100,12 @@ class ApiErrorMiddleware:
         """Input that no view of this API accepts, answered before any view runs."""
         if "\x00" in request.path_info:
             return json_error(404)
-        for name, values in request.GET.lists():
+        try:
+            query = request.GET.lists()
+        except SuspiciousOperation as exc:  # e.g. more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
+            security_logger.warning("%s: %s", type(exc).__name__, exc)
+            return json_error(400, message=str(exc))
+        for name, values in query:
             if "\x00" in name or any("\x00" in value for value in values):
                 field = name.replace("\x00", "") or "query"
                 return json_error(

@@ -171,6 +171,12 @@ def test_the_parser_refuses_a_body_over_the_limit_whatever_the_content_length_sa
         JSONParser().parse(io.BytesIO(b'"' + b"x" * 200 + b'"'), parser_context={})
 
 
+def test_a_query_with_too_many_fields_is_a_json_400():
+    query = "&".join(f"f{n}=1" for n in range(1200))
+
+    assert_json_error(Client().get(f"/api/products/?{query}"), 400, "bad_request")
+
+
 def test_an_unknown_route_is_a_json_404():
     assert_json_error(Client().get("/api/no-such-thing/"), 404, "not_found")
 
