@@ -2,8 +2,8 @@
 
 The views and the API's exception handler answer the errors they know about
 (``shop.api.exception_handler``). This middleware, outermost of all, catches the
-rest: input no view should see (NUL characters in the path or the query, a body
-over the size limit), exceptions a view did not handle (a 500 that says nothing
+rest: input no view should see (NUL characters in the path, the query or a header,
+a body over the size limit), exceptions a view did not handle (a 500 that says nothing
 of its cause), and the HTML pages Django renders for errors raised outside a
 view (an unknown route, a bad Host header, a CSRF failure).
 """
@@ -113,6 +113,15 @@ class ApiErrorMiddleware:
                     message="Null characters are not allowed.",
                     code="null_character",
                     fields={field: ["Null characters are not allowed."]},
+                )
+        for key, value in request.META.items():
+            if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+                header = key[5:].replace("_", "-").title()
+                return json_error(
+                    400,
+                    message="Null characters are not allowed.",
+                    code="null_character",
+                    fields={header: ["Null characters are not allowed."]},
                 )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)

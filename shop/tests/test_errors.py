@@ -104,6 +104,19 @@ def test_a_nul_byte_in_a_path_is_a_json_404():
     assert_json_error(response, 404, "not_found")
 
 
+def test_a_nul_byte_in_a_header_is_a_json_400_naming_it(customer_client):
+    # when: the Idempotency-Key reached the database before (DataError, a 500)
+    response = customer_client.post(
+        "/api/orders/",
+        {"lines": [{"sku": "A", "quantity": 1}]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="a\x00b",
+    )
+
+    # then
+    assert assert_json_error(response, 400, "null_character")["Idempotency-Key"]
+
+
 def test_a_nul_byte_in_a_sku_is_a_404_in_the_view_too():
     # given: past the middleware, straight to the view
     view = inventory_api.ProductDetailApi.as_view()
