@@ -1,5 +1,7 @@
 """The catalogue (anyone) and product and stock management (staff)."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import (
     PolymorphicProxySerializer,
@@ -42,7 +44,7 @@ class _ExactProductSchema(OpenApiSerializerExtension):
 
     target_class = ProductOutputSerializer
 
-    def map_serializer(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         return {**schema, "additionalProperties": False}
 

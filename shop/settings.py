@@ -4,6 +4,7 @@ Every value comes from the environment (django-environ), with defaults that run
 on one machine: SQLite when DATABASE_URL is unset and Redis on localhost.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -198,15 +199,15 @@ REST_KNOX = {
 # this revokes the oldest.
 AUTH_TOKENS_PER_USER = env.int("AUTH_TOKENS_PER_USER", default=10)
 
-# --- Redis, Celery and the outbox -------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")
-
+# --- Cache ------------------------------------------------------------------
 # Django's cache, on the shared Redis: rate limit counters live here, so every web
 # process and host counts against the same limits.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+        # The Redis of the streams unless told otherwise (REDIS_URL, below).
+        "LOCATION": env.str("CACHE_URL", default="")
+        or env.str("REDIS_URL", default="redis://localhost:6379/0"),
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="shop-cache"),
         "TIMEOUT": 300,
     }
@@ -236,6 +237,14 @@ for _scope, _rate in RATELIMITS.items():
 # (or networks): X-Forwarded-For is then read from the right, past the trusted
 # hops, so a client cannot pick its own address by sending the header.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise SystemExit(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from None
+
+# --- Redis, Celery and the outbox -------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
