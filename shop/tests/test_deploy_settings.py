@@ -149,14 +149,20 @@ def test_https_settings_come_from_the_environment():
     ]
 
 
-def test_a_malformed_proxy_header_setting_is_one_line():
-    result = run_python(
-        LOAD_SETTINGS, DEBUG="true", SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO"
-    )
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO"),
+        ("TRUSTED_PROXIES", "10.0.0.1,proxy.internal"),
+        ("RATELIMIT_LOGIN_USER", "ten a minute"),
+    ],
+)
+def test_a_malformed_security_setting_stops_start_up_with_one_line_naming_it(name, value):
+    result = run_python(LOAD_SETTINGS, DEBUG="true", **{name: value})
 
     assert result.returncode != 0
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "SECURE_PROXY_SSL_HEADER" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert name in result.stderr
 
 
 @pytest.mark.django_db
