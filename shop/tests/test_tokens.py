@@ -7,9 +7,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 from knox.models import AuthToken
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
 from shop import services
+from shop.auth import TokenAuthentication
 
 pytestmark = pytest.mark.django_db
 
@@ -198,7 +200,6 @@ def test_a_new_login_beyond_the_limit_revokes_the_oldest_token(alice, settings):
     "header",
     [
         "Token not-a-token",
-        "Token " + "0" * 63 + "\x00",
         "Token " + "\xff" * 64,
         "Token " + "a" * 64 + " extra",
         "Token",
@@ -213,6 +214,28 @@ def test_a_malformed_token_is_a_json_401(alice, header):
     # then
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
+
+
+@pytest.mark.parametrize(
+    "token", [b"\x00" * 64, b"\xff" * 64, "é".encode() * 32, b"A" * 64, b"0" * 65]
+)
+def test_the_token_authentication_itself_refuses_tokens_knox_never_makes(token):
+    # given: past the middleware (which answers a NUL in a header with a 400 first)
+    authentication = TokenAuthentication()
+
+    # when / then: no lookup, no decoding error, a plain "Invalid token."
+    with pytest.raises(AuthenticationFailed, match="Invalid token"):
+        authentication.authenticate_credentials(token)
+
+
+def test_a_nul_byte_in_the_authorization_header_is_a_json_400(alice):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 63 + "\x00")
+
+    response = client.get("/api/customers/me/")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "null_character"
 
 
 def test_changepassword_revokes_the_tokens(alice, monkeypatch):
