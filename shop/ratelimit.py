@@ -44,6 +44,11 @@ def _parse_cached(text: str) -> Rate:
     return Rate.parse(text)
 
 
+def _now() -> float:
+    """The clock of the windows (tests stand it still or move it)."""
+    return time.time()
+
+
 def _key(scope: str, identity: str, window: int) -> str:
     digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"ratelimit:{scope}:{digest}:{window}"
@@ -66,7 +71,7 @@ def hit(scope: str, identity: str) -> Hit | None:
     if not settings.RATELIMIT_ENABLED:
         return None
     limit = rate(scope)
-    now = time.time()
+    now = _now()
     window = int(now // limit.period_s)
     key = _key(scope, identity, window)
     # The key outlives its window a little, so a slow request cannot recreate it without expiry.

@@ -67,9 +67,11 @@ def two_servers(settings, tmp_path):
         settings,
         RATELIMIT_ENABLED="true",
         CACHE_KEY_PREFIX=prefix,
-        RATELIMIT_LOGIN_USER=f"{LOGIN_USER_LIMIT}/15m",
-        RATELIMIT_LOGIN_ADDRESS="1000/m",
-        RATELIMIT_SIGNUP_ADDRESS=f"{SIGNUP_ADDRESS_LIMIT}/h",
+        # Day-long windows: one ending during the test (which would start the
+        # counts again) is a 1-in-40,000 chance.
+        RATELIMIT_LOGIN_USER=f"{LOGIN_USER_LIMIT}/d",
+        RATELIMIT_LOGIN_ADDRESS="1000/d",
+        RATELIMIT_SIGNUP_ADDRESS=f"{SIGNUP_ADDRESS_LIMIT}/d",
     )
     servers: list[tuple[subprocess.Popen, str]] = []
     try:
