@@ -32,6 +32,13 @@ class AutoSchema(SpectacularAutoSchema):
                 responses[str(code)] = self._get_response_for_code(
                     OpenApiResponse(ErrorSerializer, description=description), str(code)
                 )
+        if "429" in responses:
+            responses["429"]["headers"] = {
+                "Retry-After": {
+                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "seconds until the limit's window ends",
+                }
+            }
         return responses
 
     def _errors(self) -> list[tuple[int, str]]:

@@ -11,6 +11,9 @@ from rest_framework.views import APIView
 
 from shop import ratelimit, services
 
+# A response carrying a token is kept by no cache (RFC 6749, 5.1).
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 @extend_schema_serializer(component_name="AuthToken")
 class TokenOutputSerializer(serializers.Serializer):
@@ -75,7 +78,7 @@ class AuthTokenApi(APIView):
         username = data.validated_data["username"].strip().lower()
         with ratelimit.counting_failures("login_user", username):
             issued = services.auth_token_obtain(**data.validated_data)
-        return Response(TokenOutputSerializer(issued).data)
+        return Response(TokenOutputSerializer(issued).data, headers=NO_STORE)
 
 
 class LogoutApi(APIView):
@@ -131,7 +134,7 @@ class PasswordChangeApi(APIView):
         if request.auth is None:
             # Signed in with a session: keep this one, end the others.
             update_session_auth_hash(request._request, request.user)
-        return Response(TokenOutputSerializer(issued).data)
+        return Response(TokenOutputSerializer(issued).data, headers=NO_STORE)
 
 
 class CustomerMeApi(APIView):

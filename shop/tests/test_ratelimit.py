@@ -288,3 +288,25 @@ def test_the_client_address(settings, proxies, remote, forwarded, client):
 
     # when / then
     assert ratelimit.client_address(request_from(remote, forwarded)) == client
+
+
+def test_the_schema_documents_429_and_retry_after_where_limits_apply(db):
+    # given
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+
+    # when
+    limited = {
+        (path, method)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "429" in operation["responses"]
+    }
+
+    # then
+    assert limited == {
+        ("/api/auth/token/", "post"),
+        ("/api/customers/", "post"),
+        ("/api/orders/", "post"),
+    }
+    assert "Retry-After" in paths["/api/orders/"]["post"]["responses"]["429"]["headers"]

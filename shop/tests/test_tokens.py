@@ -44,6 +44,14 @@ def works(token: str) -> bool:
     return status == 200
 
 
+def test_a_token_answer_is_kept_by_no_cache(alice):
+    response = APIClient().post(
+        "/api/auth/token/", {"username": "alice", "password": PASSWORD}, format="json"
+    )
+
+    assert response["Cache-Control"] == "no-store"
+
+
 def test_logging_in_twice_gives_two_different_tokens_that_both_work(alice):
     # when
     first, second = login(), login()
