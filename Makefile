@@ -25,14 +25,18 @@ run: install
 run-dev: install
 	$(BIN)/python scripts/run.py --dev
 
-## Set up and run the checks and the tests (PostgreSQL and Redis on localhost).
+## Set up and run the checks and the tests (PostgreSQL and Redis on localhost), the
+## deploy check of production.env.example and the API fuzz (shop/tests/test_fuzz.py).
 test: install
 	bash scripts/services.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	export DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)}; \
+	export DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)} \
+		SECRET_KEY=$${SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')}; \
 	$(BIN)/python manage.py check --fail-level WARNING && \
+	( set -a && . ./production.env.example && set +a && \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING ) && \
 	$(BIN)/python manage.py makemigrations --check --dry-run && \
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null && \
 	DJANGO_SETTINGS_MODULE=shop.test_settings $(BIN)/python manage.py makemigrations probe --check --dry-run && \

@@ -1,6 +1,13 @@
 """The catalogue (anyone) and product and stock management (staff)."""
 
-from drf_spectacular.utils import extend_schema
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import (
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser
 from rest_framework.request import Request
@@ -11,10 +18,12 @@ from inventory import selectors, services
 from inventory.models import Product
 from inventory.services import MAX_STOCK_CHANGE
 from shop.api import paginated_response, paginated_schema
+from shop.errors import NotFound
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
+@extend_schema_serializer(component_name="Product")
 class ProductOutputSerializer(serializers.Serializer):
     sku = serializers.CharField()
     name = serializers.CharField()
@@ -22,6 +31,7 @@ class ProductOutputSerializer(serializers.Serializer):
     available = serializers.IntegerField()
 
 
+@extend_schema_serializer(component_name="StaffProduct")
 class StaffProductOutputSerializer(ProductOutputSerializer):
     """What staff see: the stock levels behind ``available`` too."""
 
@@ -29,8 +39,41 @@ class StaffProductOutputSerializer(ProductOutputSerializer):
     reserved = serializers.IntegerField()
 
 
+class _ExactProductSchema(OpenApiSerializerExtension):
+    """The public shape has exactly its four fields, so it and the staff shape never overlap."""
+
+    target_class = ProductOutputSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
+
+
+def _product_for_audience(*, many: bool) -> PolymorphicProxySerializer:
+    """The schema of what a reader gets: the public shape, or the staff one for staff."""
+    return PolymorphicProxySerializer(
+        component_name="ProductForAudience",
+        serializers=[ProductOutputSerializer, StaffProductOutputSerializer],
+        resource_type_field_name=None,
+        many=many,
+    )
+
+
+AUDIENCE_NOTE = (
+    "Anonymous readers and customers get `Product`; staff get `StaffProduct`, "
+    "which adds on_hand and reserved."
+)
+
+
 def _output_serializer(request: Request) -> type[ProductOutputSerializer]:
     return StaffProductOutputSerializer if request.user.is_staff else ProductOutputSerializer
+
+
+def _sku(sku: str) -> str:
+    """The SKU from a URL; one that no product can have (a NUL, too long) is a 404 at once."""
+    if "\x00" in sku or len(sku) > Product._meta.get_field("sku").max_length:
+        raise NotFound(f"No product with SKU {sku!r}.")
+    return sku
 
 
 class ProductListApi(APIView):
@@ -56,8 +99,8 @@ class ProductListApi(APIView):
 
     @extend_schema(
         operation_id="products_list",
-        responses=paginated_schema("PaginatedProducts", StaffProductOutputSerializer(many=True)),
-        description="Staff also see on_hand and reserved.",
+        responses=paginated_schema("PaginatedProducts", _product_for_audience(many=True)),
+        description=AUDIENCE_NOTE,
     )
     def get(self, request: Request) -> Response:
         return paginated_response(
@@ -81,11 +124,11 @@ class ProductDetailApi(APIView):
 
     @extend_schema(
         operation_id="products_retrieve",
-        responses=StaffProductOutputSerializer,
-        description="Staff also see on_hand and reserved.",
+        responses=_product_for_audience(many=False),
+        description=AUDIENCE_NOTE,
     )
     def get(self, request: Request, sku: str) -> Response:
-        product: Product = selectors.product_get(sku=sku)
+        product: Product = selectors.product_get(sku=_sku(sku))
         return Response(_output_serializer(request)(product).data)
 
 
@@ -106,5 +149,5 @@ class ProductRestockApi(APIView):
     def post(self, request: Request, sku: str) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        product = services.stock_restock(sku=sku, **serializer.validated_data)
+        product = services.stock_restock(sku=_sku(sku), **serializer.validated_data)
         return Response(StaffProductOutputSerializer(product).data)

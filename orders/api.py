@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.models import Order
+from shop import ratelimit
 from shop.api import paginated_response, paginated_schema
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -95,6 +96,9 @@ def _render_detail(order: Order) -> dict[str, Any]:
 
 class OrderCollectionApi(APIView):
     """``GET`` lists the reader's orders; ``POST`` places one. Two operations, one URL."""
+
+    # Placing is rate limited per customer and per client address; listing is not.
+    throttle_classes = [ratelimit.OrderUserLimit, ratelimit.OrderAddressLimit]
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Order.Status.choices, required=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.utils.dateparse import parse_datetime
+from typing import Any
+
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -72,68 +74,74 @@ class DeadLetterSerializer(serializers.ModelSerializer):
         ]
 
 
-@extend_schema(
-    summary="The event log, newest first",
-    parameters=[
-        OpenApiParameter("type", str, description="event type, e.g. orders.OrderCreated"),
-        OpenApiParameter("aggregate", str, description="TYPE or TYPE:ID, e.g. order:42"),
-        OpenApiParameter("published", bool),
-        OpenApiParameter("since", OpenApiTypes.DATETIME),
-        OpenApiParameter("until", OpenApiTypes.DATETIME),
-    ],
-)
+def _filters(request: Request, serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    """The validated query filters; an empty parameter is no filter. Bad ones are a 400."""
+    data = {name: value for name, value in request.query_params.items() if value != ""}
+    filters = serializer(data=data)
+    filters.is_valid(raise_exception=True)
+    return filters.validated_data
+
+
+class EventFilterSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        required=False, max_length=200, help_text="event type, e.g. orders.OrderCreated"
+    )
+    aggregate = serializers.RegexField(
+        r"^[^:]{1,100}(:.{1,100})?$",
+        required=False,
+        help_text="TYPE or TYPE:ID, e.g. order:42",
+        error_messages={"invalid": "TYPE or TYPE:ID, each at most 100 characters"},
+    )
+    published = serializers.BooleanField(required=False, allow_null=True, default=None)
+    since = serializers.DateTimeField(required=False, help_text="occurred at or after")
+    until = serializers.DateTimeField(required=False, help_text="occurred at or before")
+
+
+@extend_schema(summary="The event log, newest first", parameters=[EventFilterSerializer])
 class EventListView(ListAPIView):
     """The event log, newest first. Filters: type, aggregate (TYPE or TYPE:ID), published, since, until."""
 
     permission_classes = [IsAdminUser]
     serializer_class = OutboxEventSerializer
 
-    def get_queryset(self):
-        params = self.request.query_params
+    def get_queryset(self) -> QuerySet[OutboxEvent]:
+        values = _filters(self.request, EventFilterSerializer)
         qs = OutboxEvent.objects.order_by("-id")
-        if params.get("type"):
-            qs = qs.filter(event_type=params["type"])
-        if params.get("aggregate"):
-            agg_type, _, agg_id = params["aggregate"].partition(":")
+        if "type" in values:
+            qs = qs.filter(event_type=values["type"])
+        if "aggregate" in values:
+            agg_type, _, agg_id = values["aggregate"].partition(":")
             qs = qs.filter(aggregate_type=agg_type)
             if agg_id:
                 qs = qs.filter(aggregate_id=agg_id)
-        if "published" in params:
-            flag = params["published"].lower()
-            if flag not in ("true", "false"):
-                raise ValidationError({"published": ["must be true or false"]})
-            qs = qs.filter(published_at__isnull=flag == "false")
-        for name, lookup in (("since", "occurred_at__gte"), ("until", "occurred_at__lte")):
-            if params.get(name):
-                when = parse_datetime(params[name])
-                if when is None:
-                    raise ValidationError({name: ["not an ISO datetime"]})
-                qs = qs.filter(**{lookup: when})
+        if values["published"] is not None:
+            qs = qs.filter(published_at__isnull=not values["published"])
+        if "since" in values:
+            qs = qs.filter(occurred_at__gte=values["since"])
+        if "until" in values:
+            qs = qs.filter(occurred_at__lte=values["until"])
         return qs
 
 
-@extend_schema(
-    summary="Dead letters, newest first",
-    parameters=[
-        OpenApiParameter("status", str, enum=DeadLetter.Status.values),
-        OpenApiParameter("group", str, description="consumer group"),
-    ],
-)
+class DeadLetterFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DeadLetter.Status.choices, required=False)
+    group = serializers.CharField(required=False, max_length=100, help_text="consumer group")
+
+
+@extend_schema(summary="Dead letters, newest first", parameters=[DeadLetterFilterSerializer])
 class DeadLetterListView(ListAPIView):
     """Dead letters, newest first. Filters: status (dead, resolved), group."""
 
     permission_classes = [IsAdminUser]
     serializer_class = DeadLetterSerializer
 
-    def get_queryset(self):
-        params = self.request.query_params
+    def get_queryset(self) -> QuerySet[DeadLetter]:
+        values = _filters(self.request, DeadLetterFilterSerializer)
         qs = DeadLetter.objects.order_by("-id")
-        if params.get("status"):
-            if params["status"] not in DeadLetter.Status.values:
-                raise ValidationError({"status": [f"one of {', '.join(DeadLetter.Status.values)}"]})
-            qs = qs.filter(status=params["status"])
-        if params.get("group"):
-            qs = qs.filter(group=params["group"])
+        if "status" in values:
+            qs = qs.filter(status=values["status"])
+        if "group" in values:
+            qs = qs.filter(group=values["group"])
         return qs
 
 

@@ -1,10 +1,15 @@
-"""API plumbing shared by every app: the exception handler, pagination, the order filter."""
+"""API plumbing shared by every app: the exception handler, pagination, the order filter.
+
+Every error body has ``detail`` (a message for people) and ``code`` (one for
+programs); a validation error also has a list of messages under each field
+name that was wrong (``non_field_errors`` for the body as a whole).
+"""
 
 from collections.abc import Iterable
 from typing import Any
 
 from drf_spectacular.utils import inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -15,13 +20,45 @@ from shop.errors import DomainError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Map domain errors to HTTP; leave everything else to DRF."""
+    """Map domain errors and DRF's errors to HTTP, each body with ``detail`` and ``code``.
+
+    Anything else is left to ``shop.middleware.ApiErrorMiddleware`` (a 500).
+    """
     if isinstance(exc, DomainError):
         body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
         if exc.field:
-            body = {exc.field: [exc.message], "code": exc.code}
+            body = {exc.field: [exc.message], **body}
         return Response(body, status=exc.status_code)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    response.data = _error_body(exc)
+    return response
+
+
+def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
+    detail, codes = exc.detail, exc.get_codes()
+    if isinstance(detail, dict):
+        body: dict[str, Any] = dict(detail)
+        first = next(iter(detail.values()), None)
+        message = _first_message(first) if first is not None else "Invalid input."
+        field = next(iter(detail), "")
+        body["detail"] = f"{field}: {message}" if field != "non_field_errors" else message
+        body["code"] = "invalid"
+        return body
+    if isinstance(detail, list):
+        return {
+            "detail": " ".join(str(item) for item in detail) or "Invalid input.",
+            "code": codes[0] if codes and isinstance(codes[0], str) else "invalid",
+        }
+    return {"detail": str(detail), "code": codes if isinstance(codes, str) else exc.default_code}
+
+
+def _first_message(errors: Any) -> str:
+    """The first message in a (possibly nested) structure of validation errors."""
+    while isinstance(errors, dict | list) and errors:
+        errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
+    return str(errors) if errors not in ({}, []) else "Invalid input."
 
 
 def paginated_schema(name: str, item: serializers.Serializer) -> serializers.Serializer:

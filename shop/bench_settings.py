@@ -5,6 +5,11 @@ Its Redis keys and Celery queue live under their own prefix, so a run can
 remove everything it wrote.
 """
 
+import os
+
+# DEBUG is off here, so the settings need a key that is not the public default.
+os.environ.setdefault("SECRET_KEY", "bench-settings-only-not-a-secret-" + "x" * 32)
+
 from shop.settings import *  # noqa: F403
 from shop.settings import INSTALLED_APPS, REDIS_URL, env
 

@@ -4,20 +4,58 @@ Every value comes from the environment (django-environ), with defaults that run
 on one machine: SQLite when DATABASE_URL is unset and Redis on localhost.
 """
 
+import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from outbox.conf import beat_schedule as outbox_beat_schedule
+from shop.rates import Rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-change-me")
+# Only for DEBUG (make run): with DEBUG off the key must come from the environment,
+# since anyone who knows it can forge sessions, messages and other signed data.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - public on purpose
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
+    # One readable line and a non-zero exit, not a traceback.
+    raise SystemExit(
+        "SECRET_KEY is unset or the development default while DEBUG is off: set SECRET_KEY "
+        "to a long random value (python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+        "or set DEBUG=true on a development machine."
+    )
+SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS (see production.env.example) -------------------------------------
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" makes a request
+# whose proxy set that header count as secure. Only set it when the proxy always
+# overwrites the header, or a client could claim HTTPS on plain HTTP.
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise SystemExit(
+        "SECURE_PROXY_SSL_HEADER must be HEADER,VALUE (e.g. HTTP_X_FORWARDED_PROTO,https), "
+        f"not {','.join(_proxy_ssl_header)!r}"
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+X_FRAME_OPTIONS = "DENY"
+# Bigger bodies are refused with 413 (an order of 50 lines is about 3 KB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -27,7 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "shop",
@@ -41,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "shop.metrics.MetricsMiddleware",
+    # Whatever fails below it, a client of /api/ gets a JSON error (metrics count it).
+    "shop.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's, the API docs') from the web process itself, also under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -97,6 +137,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule for passwords: its hook ends the user's API tokens when one is changed.
+    {"NAME": "shop.auth.RevokeTokensOnPasswordChange"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -123,13 +165,16 @@ LOGGING = {
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "shop.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: every answer of /api/, errors too, is JSON (the docs are at /api/docs/).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["shop.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "shop.schema.AutoSchema",
     "EXCEPTION_HANDLER": "shop.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -153,6 +198,61 @@ SPECTACULAR_SETTINGS = {
 
 # Bearer token a Prometheus scraper sends to /metrics (staff sessions may read it too).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# --- API tokens (django-rest-knox) -------------------------------------------
+# Tokens are stored hashed; each login makes a new one. They end at expiry, at
+# logout, and when the user's password changes.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(seconds=env.int("AUTH_TOKEN_TTL_S", default=10 * 3600)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+# Live tokens one user may hold (one per device or client); a new login beyond
+# this revokes the oldest.
+AUTH_TOKENS_PER_USER = env.int("AUTH_TOKENS_PER_USER", default=10)
+
+# --- Cache ------------------------------------------------------------------
+# Django's cache, on the shared Redis: rate limit counters live here, so every web
+# process and host counts against the same limits.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # The Redis of the streams unless told otherwise (REDIS_URL, below).
+        "LOCATION": env.str("CACHE_URL", default="")
+        or env.str("REDIS_URL", default="redis://localhost:6379/0"),
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="shop-cache"),
+        "TIMEOUT": 300,
+    }
+}
+
+# --- Rate limits -------------------------------------------------------------
+# "COUNT/PERIOD", the period in s, m, h or d with an optional number: "10/15m".
+# Counted in fixed windows in the cache; over the limit is 429 with Retry-After.
+RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", default=True)
+RATELIMITS = {
+    # failed logins for one username, and login attempts from one client address
+    "login_user": env.str("RATELIMIT_LOGIN_USER", default="10/15m"),
+    "login_address": env.str("RATELIMIT_LOGIN_ADDRESS", default="30/m"),
+    # sign-ups naming one email address, and sign-up attempts from one client address
+    "signup_email": env.str("RATELIMIT_SIGNUP_EMAIL", default="3/h"),
+    "signup_address": env.str("RATELIMIT_SIGNUP_ADDRESS", default="10/h"),
+    # orders placed by one customer, and by anyone from one client address
+    "order_user": env.str("RATELIMIT_ORDER_USER", default="20/m"),
+    "order_address": env.str("RATELIMIT_ORDER_ADDRESS", default="60/m"),
+}
+for _scope, _rate in RATELIMITS.items():
+    try:
+        Rate.parse(_rate)
+    except ValueError as exc:
+        raise SystemExit(f"RATELIMIT_{_scope.upper()}: {exc}") from None
+# The client address is REMOTE_ADDR. Behind reverse proxies, list their addresses
+# (or networks): X-Forwarded-For is then read from the right, past the trusted
+# hops, so a client cannot pick its own address by sending the header.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise SystemExit(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from None
 
 # --- Redis, Celery and the outbox -------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")

@@ -151,8 +151,11 @@ def test_create_bad_input_is_400_with_field_messages(staff, body, fields):
     response = staff.post("/api/products/", body, format="json")
 
     assert response.status_code == 400
-    assert set(response.json()) == fields
-    assert all(isinstance(messages, list) and messages for messages in response.json().values())
+    body = response.json()
+    assert body.pop("code") == "invalid"
+    assert body.pop("detail")
+    assert set(body) == fields
+    assert all(isinstance(messages, list) and messages for messages in body.values())
     assert not Product.objects.exists()
 
 
@@ -188,7 +191,7 @@ def test_restock_bad_quantity_is_400(staff, catalogue, quantity):
     response = staff.post("/api/products/TEE/restock/", {"quantity": quantity}, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["quantity"]
+    assert list(response.json()) == ["quantity", "detail", "code"]
     assert Product.objects.get(sku="TEE").on_hand == 2
     assert product_events("TEE") == before
 
@@ -207,3 +210,23 @@ def test_only_staff_restock(request, catalogue, client_name, status):
 
     assert response.status_code == status
     assert Product.objects.get(sku="TEE").on_hand == 2
+
+
+def test_the_schema_describes_each_audiences_product_shape(db):
+    # given
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+
+    # when
+    public, staff = components["Product"], components["StaffProduct"]
+    either = components["ProductForAudience"]["oneOf"]
+
+    # then: the public shape never promises stock levels; the staff shape does
+    assert set(public["required"]) == {"sku", "name", "price", "available"}
+    assert public["additionalProperties"] is False
+    assert {"on_hand", "reserved"} <= set(staff["required"])
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in either} == {"Product", "StaffProduct"}
+    detail = schema["paths"]["/api/products/{sku}/"]["get"]["responses"]["200"]
+    assert detail["content"]["application/json"]["schema"]["$ref"].endswith("ProductForAudience")
+    page = components["PaginatedProducts"]["properties"]["results"]["items"]
+    assert page["$ref"].endswith("ProductForAudience")

@@ -229,7 +229,11 @@ def test_the_unknown_sku_message_names_it(alice):
         URL, {"lines": [{"sku": "NOPE", "quantity": 1}]}, format="json"
     )
 
-    assert response.json() == {"lines": ["unknown sku: NOPE"], "code": "invalid"}
+    assert response.json() == {
+        "lines": ["unknown sku: NOPE"],
+        "detail": "unknown sku: NOPE",
+        "code": "invalid",
+    }
 
 
 def test_malformed_json_is_400_and_writes_nothing(alice):
@@ -265,11 +269,11 @@ def test_anonymous_requests_are_401_and_write_nothing(alice):
 
 
 def test_token_authentication_works(alice):
-    from rest_framework.authtoken.models import Token
+    from shop.services import auth_token_issue
 
-    token = Token.objects.create(user=alice)
+    token = auth_token_issue(user=alice).token
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 
     assert client.post(URL, BODY, format="json").status_code == 201
 

@@ -65,7 +65,9 @@ def test_events_are_filterable(staff):
     assert body["results"][0]["id"] == first
     assert body["results"][0]["payload"] == {"thing_id": 1, "step": 1, "kind": "ok"}
     assert staff.get("/api/outbox/events/", {"published": "maybe"}).json() == {
-        "published": ["must be true or false"]
+        "published": ["Must be a valid boolean."],
+        "detail": "published: Must be a valid boolean.",
+        "code": "invalid",
     }
     assert staff.get("/api/outbox/events/", {"since": "soon"}).status_code == 400
 
@@ -108,3 +110,47 @@ def test_replay_endpoint_validates_and_republishes(staff):
     done = staff.post("/api/outbox/replay/", {"aggregate": "thing:4"}, format="json").json()
     assert done == {"matched": 1, "republished": 1, "dry_run": False}
     assert OutboxEvent.objects.filter(aggregate_id="4", published_at__isnull=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_event_filters_by_time_and_publication_and_ignore_empty_values(staff):
+    # given
+    first = _publish(7, 1)
+    OutboxEvent.objects.filter(pk=first).update(occurred_at="2026-01-01T00:00:00Z")
+    second = _publish(7, 2)
+
+    # when
+    def ids(**params) -> list[int]:
+        return [row["id"] for row in staff.get("/api/outbox/events/", params).json()["results"]]
+
+    # then
+    assert ids(since="2026-06-01T00:00:00Z") == [second]
+    assert ids(until="2026-06-01T00:00:00Z") == [first]
+    assert ids(published="false", type="") == [second, first]
+    assert ids(published="true") == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "2026-13-45T00:00:00Z"}, "since"),
+        ({"until": "2026-02-30T00:00:00Z"}, "until"),
+        ({"aggregate": "x" * 101}, "aggregate"),
+        ({"type": "t" * 201}, "type"),
+    ],
+)
+def test_bad_event_filters_are_400_naming_the_filter(staff, params, field):
+    response = staff.get("/api/outbox/events/", params)
+
+    assert response.status_code == 400
+    assert response.json()[field]
+    assert response.json()["code"] == "invalid"
+
+
+@pytest.mark.django_db
+def test_bad_dead_letter_filters_are_400_naming_the_filter(staff):
+    response = staff.get("/api/outbox/dead-letters/", {"status": "nope", "group": "g" * 101})
+
+    assert response.status_code == 400
+    assert response.json()["status"] and response.json()["group"]

@@ -1,14 +1,14 @@
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from payments import services
+from shop.services import auth_token_issue
 
 
 def client_for(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {auth_token_issue(user=user).token}")
     return client
 
 
@@ -85,7 +85,7 @@ def test_order_filter_must_be_an_integer(alice, payments, order):
     response = client_for(alice).get("/api/payments/", {"order": order})
 
     assert response.status_code == 400
-    assert list(response.json()) == ["order"]
+    assert list(response.json()) == ["order", "detail", "code"]
 
 
 def test_staff_see_every_payment(staff_user, payments):

@@ -1,6 +1,6 @@
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from outbox.models import OutboxEvent
@@ -81,7 +81,9 @@ def test_a_token_for_good_credentials():
     )
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=user).key}
+    token = response.json()["token"]
+    assert set(response.json()) == {"token", "expiry"}
+    assert AuthToken.objects.filter(user=user, token_key=token[:15]).count() == 1
 
 
 @pytest.mark.parametrize(
@@ -93,12 +95,12 @@ def test_no_token_for_bad_credentials(body):
     response = APIClient().post("/api/auth/token/", body, format="json")
 
     assert response.status_code == 400
-    assert not Token.objects.filter(user__username="alice").exists()
+    assert not AuthToken.objects.filter(user__username="alice").exists()
 
 
 def test_me_with_a_token():
     services.customer_sign_up(**SIGN_UP)
-    token = services.auth_token_obtain(username="alice", password=GOOD_PASSWORD)
+    token = services.auth_token_obtain(username="alice", password=GOOD_PASSWORD).token
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 

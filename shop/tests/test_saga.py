@@ -7,13 +7,13 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from conftest import wait_for
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.replay import ReplayFilter, replay, select
 from outbox.testing import drain
+from shop.services import auth_token_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,9 +23,7 @@ BUSINESS_APPS = ["orders", "inventory", "payments", "shipping", "notifications"]
 def _client(user=None) -> APIClient:
     client = APIClient()
     if user is not None:
-        client.credentials(
-            HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}"
-        )
+        client.credentials(HTTP_AUTHORIZATION=f"Token {auth_token_issue(user=user).token}")
     return client
 
 

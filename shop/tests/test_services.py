@@ -107,16 +107,21 @@ def test_a_failure_to_publish_creates_no_user(monkeypatch):
     assert not get_user_model().objects.filter(username="dave").exists()
 
 
-def test_a_token_is_issued_for_good_credentials_and_reused():
+def test_each_login_issues_a_new_token_stored_only_as_a_hash():
+    # given
     user = services.customer_sign_up(
         username="alice", email="alice@example.com", password=GOOD_PASSWORD
     )
 
+    # when
     first = services.auth_token_obtain(username="alice", password=GOOD_PASSWORD)
     second = services.auth_token_obtain(username="alice", password=GOOD_PASSWORD)
 
-    assert first == second
-    assert user.auth_token.key == first
+    # then
+    assert first.token != second.token
+    digests = set(user.auth_token_set.values_list("digest", flat=True))
+    assert len(digests) == 2
+    assert first.token not in digests and second.token not in digests
 
 
 @pytest.mark.parametrize(("username", "password"), [("alice", "wrong"), ("nobody", GOOD_PASSWORD)])
@@ -126,7 +131,7 @@ def test_bad_credentials_get_no_token(username, password):
     with pytest.raises(DomainError):
         services.auth_token_obtain(username=username, password=password)
 
-    assert not hasattr(get_user_model().objects.get(username="alice"), "auth_token")
+    assert not get_user_model().objects.get(username="alice").auth_token_set.exists()
 
 
 def test_an_inactive_user_gets_no_token():

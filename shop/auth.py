@@ -1,0 +1,63 @@
+"""API token authentication (django-rest-knox) and the hook that ends tokens on a new password."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.settings import knox_settings
+from rest_framework import exceptions
+
+from shop import services
+
+# What knox hands out: hexadecimal characters, AUTH_TOKEN_CHARACTER_LENGTH of them.
+_TOKEN = re.compile(rb"[0-9a-f]{%d}" % knox_settings.AUTH_TOKEN_CHARACTER_LENGTH)
+
+
+class TokenAuthentication(KnoxTokenAuthentication):
+    """Knox's ``Authorization: Token <token>``, refusing malformed tokens before any query.
+
+    Knox decodes and looks up whatever follows the prefix: bytes that are not
+    UTF-8 or hold a NUL were a 500. Anything but a token of knox's own form is
+    now "Invalid token." (401).
+    """
+
+    def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
+        if not _TOKEN.fullmatch(token):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(token)
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes ``TokenAuthentication``."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=knox_settings.AUTH_HEADER_PREFIX
+        )
+
+
+class RevokeTokensOnPasswordChange:
+    """Listed in ``AUTH_PASSWORD_VALIDATORS`` for its ``password_changed`` hook only.
+
+    Django calls ``password_changed`` after saving a user whose password was set,
+    however it was set: the API, the admin, ``manage.py changepassword``. Every
+    API token the user held ends then.
+    """
+
+    def validate(self, password: str, user: AbstractBaseUser | None = None) -> None:
+        return None
+
+    def password_changed(self, password: str, user: AbstractBaseUser | None = None) -> None:
+        if user is not None and user.pk is not None:
+            services.auth_tokens_revoke(user=user)
+
+    def get_help_text(self) -> str:
+        return "Changing the password signs out every API client of the account."

@@ -1,0 +1,27 @@
+"""Fixtures of the shop's own tests."""
+
+import uuid
+
+import pytest
+from django.core.cache import cache
+
+from shop import ratelimit
+
+# 10 s into a minute, 130 s into a quarter hour, 2830 s into an hour: no window
+# ends while a test runs, so no count starts again halfway through one.
+FROZEN_TIME = 1_000_000_030.0
+
+
+@pytest.fixture
+def rate_limits(settings, monkeypatch):
+    """Rate limits on, counted under a cache key prefix of this test's own (removed after),
+    on a clock that stands still (a test that needs it moves it)."""
+    monkeypatch.setattr(ratelimit, "_now", lambda: FROZEN_TIME)
+    settings.RATELIMIT_ENABLED = True
+    prefix = f"t-{uuid.uuid4().hex[:10]}"
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": prefix}}
+    yield settings.RATELIMITS
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(f"{prefix}:*", count=500))
+    if keys:
+        client.delete(*keys)
