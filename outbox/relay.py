@@ -78,6 +78,36 @@ class MarkerLost(redis.RedisError):
     """The data-loss marker was missing or changed while a batch was prepared; nothing was sent."""
 
 
+# Appends a batch only if the marker still holds the value the relay read before its
+# SELECT: if Redis lost its data, or a recovery republished older events, meanwhile,
+# nothing is appended (newer events of an aggregate would overtake the republished
+# ones on a fresh stream). One round trip for the check and the whole batch.
+# KEYS: marker, stream. ARGV: the marker's value, then per entry: n, then n fields+values.
+APPEND_IF_MARKED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local i, appended = 2, 0
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+  appended = appended + 1
+end
+return appended
+"""
+
+_markers: dict[str, str] = {}  # the marker value each key had when this process last read it
+
+
+def _marker_value(client: redis.Redis, key: str, *, refresh: bool = False) -> str:
+    value = None if refresh else _markers.get(key)
+    if value is None:
+        value = client.get(key)
+        if value is None:
+            raise MarkerLost(f"the marker {key} is missing")
+        _markers[key] = value
+    return value
+
+
 def relay_batch(
     partition: int,
     *,
@@ -90,9 +120,9 @@ def relay_batch(
     The caller holds the partition's relay lease. Returns 0 when there is
     nothing to send or ``layout`` is no longer current. Raises ``MarkerLost``,
     having appended and marked nothing, when Redis lost its data (or a recovery
-    re-set the marker) before the batch was appended: the caller recovers, then
-    relays. Raises the Redis error, having marked the rows' attempt, when the
-    XADDs failed.
+    re-set the marker) since the marker was last read: the caller recovers,
+    then relays. Raises the Redis error, having marked the rows' attempt, when
+    the XADDs failed.
     """
     client = client or streams.get_redis()
     batch_size = batch_size or conf.RELAY_BATCH_SIZE
@@ -100,18 +130,13 @@ def relay_batch(
     marker = streams.marker_key()
     failure: redis.RedisError | None = None
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor, client.pipeline() as pipe:
-        # Watched from before the SELECT, so the XADDs do not run if Redis loses its
-        # data or a recovery republishes older events meanwhile: appended to a fresh
-        # stream, newer events of an aggregate would overtake the republished ones.
+    with transaction.atomic(), connection.cursor() as cursor:
         try:
-            pipe.watch(marker)
-            present = pipe.exists(marker)
+            expected = _marker_value(client, marker)  # read before the SELECT, see above
+        except MarkerLost:
+            raise  # (a RedisError too, but not a failure to reach Redis)
         except redis.RedisError as exc:
-            failure = exc
-        else:
-            if not present:
-                raise MarkerLost(f"the marker {marker} is missing")
+            failure, expected = exc, ""
         cursor.execute(
             SELECT_BATCH[connection.vendor],
             [layout.partitions, partition, layout.prefix, layout.generation, batch_size],
@@ -120,18 +145,26 @@ def relay_batch(
         if not rows:
             if failure is not None:
                 raise failure
+            # Idle: still notice a Redis that lost its data (pending work to republish).
+            if _marker_value(client, marker, refresh=True) != expected:
+                raise MarkerLost(f"the marker {marker} changed")
             return 0
         ids = [row[0] for row in rows]
         if failure is None:
-            pipe.multi()
+            args: list[str | int] = [expected]
             for row in rows:
-                pipe.xadd(stream, encode_row(row))
+                fields = encode_row(row)
+                args.append(2 * len(fields))
+                for name, value in fields.items():
+                    args += [name, value]
             try:
-                pipe.execute()
-            except redis.WatchError:
-                raise MarkerLost(f"the marker {marker} changed") from None
+                appended = _append(client, [marker, stream], args)
             except redis.RedisError as exc:
                 failure = exc
+            else:
+                if appended == -1:
+                    _markers.pop(marker, None)
+                    raise MarkerLost(f"the marker {marker} changed")
         if failure is not None:
             # Not marked published: the batch goes again on the next run.
             _mark(cursor, ids, error=f"{type(failure).__name__}: {failure}")
@@ -145,6 +178,16 @@ def relay_batch(
     for row in rows:
         metrics.RELAYED.labels(row[2]).inc()
     return len(rows)
+
+
+_script: list = []  # the registered APPEND_IF_MARKED (its SHA), made on first use
+
+
+def _append(client: redis.Redis, keys: list[str], args: list) -> int:
+    """Run APPEND_IF_MARKED (EVALSHA, loading it again after a Redis restart)."""
+    if not _script:
+        _script.append(client.register_script(APPEND_IF_MARKED))
+    return _script[0](keys=keys, args=args, client=client)
 
 
 def relay_held(
