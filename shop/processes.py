@@ -110,7 +110,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         child.started_at = time.monotonic()
-        child.proc = subprocess.Popen(
+        child.proc = subprocess.Popen(  # noqa: S603 - the argv comes from commands(), not from input
             child.argv,
             env=dict(self.env),
             cwd=self.cwd,
