@@ -29,9 +29,9 @@ def cpu_budget(report: dict) -> dict | None:
     per_event = sum(parts.values())
     cores = os.cpu_count() or 1
     return {
-        "how": "client + PostgreSQL backend CPU per event: producer from the latency phase's "
-        "first row, relay and bench consumers from the throughput phases; Redis, Celery and "
-        "the shop's groups skipping the entries not counted",
+        "how": "client + PostgreSQL backend CPU per event at full batches: producer from the "
+        "latency phase's first row, relay and bench consumers from the throughput phases; "
+        "Redis, Celery, idle readers and the shop's groups skipping the entries not counted",
         "ms_per_event": {k: round(v, 3) for k, v in parts.items()},
         "total_ms_per_event": round(per_event, 3),
         "cores_needed": {rate: round(per_event * float(rate) / 1000, 2) for rate in path["rates"]},
@@ -43,6 +43,10 @@ def cpu_budget(report: dict) -> dict | None:
 def write_json(report: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _or_dash(value: float | None) -> str:
+    return "-" if value is None else f"{value}"
 
 
 def _cpu(figures: dict) -> str:
@@ -63,8 +67,10 @@ def print_table(report: dict, w: Write) -> None:
     )
     w(
         f"payload ~{p['payload_bytes']} B, {p['partitions']} partitions, bench groups "
-        f"{', '.join(p['groups'])} (all groups: {', '.join(p['all_groups'])}); wall {p['wall_s']} s"
+        f"{', '.join(p['groups'])} (all groups: {', '.join(p['all_groups'])})"
     )
+    phases = ", ".join(f"{name} {s:g}" for name, s in p["phase_s"].items())
+    w(f"wall {p['wall_s']} s ({phases})")
     _throughput(report, w)
     _latency(report, w)
     _flat_cost(report, w)
@@ -90,6 +96,9 @@ def _throughput(report: dict, w: Write) -> None:
         w(
             f"{'relay / raw (medians)':<34}{'':>14}{report['ratio']:>8.2f}  target >= 0.80; "
             f"run by run: {pairs}"
+        )
+        w(
+            f"  relay SELECT plan ({report['relay']['events']} unpublished): {report['relay']['select_plan']}"
         )
     if "consumers" in report:
         c = report["consumers"]
@@ -136,9 +145,11 @@ def _latency(report: dict, w: Write) -> None:
             w(
                 f"  {name} @ {rate}: producer {prod['achieved_rate']} ev/s ({prod['threads']} "
                 f"threads, lag p99 {prod['lag_p99_ms']} ms, {_cpu(prod)} ms cpu/ev); "
-                f"pipeline {row['pipeline_cpu_ms_per_event']} ms cpu/ev; "
-                f"load average after {row['load_average_after'][0]}"
+                f"pipeline {row['pipeline_cpu_ms_per_event']} + "
+                f"{_or_dash(row['readers_postgres_cpu_ms_per_event'])} ms cpu/ev (processes + "
+                f"their PostgreSQL sessions); load average after {row['load_average_after'][0]}"
             )
+            w(f"  {name} @ {rate}: relay SELECT plan afterwards: {row['relay_select_plan']}")
             w(f"  {name} @ {rate}: stages (ms): {'; '.join(stages)}")
         tasks = ", ".join(f"{k} {v}" for k, v in path["celery_tasks"].items()) or "none"
         w(
@@ -152,8 +163,10 @@ def _latency(report: dict, w: Write) -> None:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in b["ms_per_event"].items())
         cores = ", ".join(f"{v} at {k} ev/s" for k, v in b["cores_needed"].items())
         w(
-            f"  cpu needed per event: {parts} = {b['total_ms_per_event']:.2f} ms; cores needed: "
-            f"{cores} (of {b['cores']}; all cores would carry ~{b['max_rate_on_all_cores']} ev/s)"
+            f"  cpu per event at full batches (throughput phases, with PostgreSQL): {parts} = "
+            f"{b['total_ms_per_event']:.2f} ms; cores needed: {cores} (of {b['cores']}; all "
+            f"cores would carry ~{b['max_rate_on_all_cores']} ev/s). The paths' own cpu/ev above "
+            "(small batches, idle readers, the shop's groups) is what they really used."
         )
 
 
@@ -168,17 +181,24 @@ def _flat_cost(report: dict, w: Write) -> None:
         f"{f['retained_inbox_rows']:,} inbox rows (filled, vacuumed, checkpointed in "
         f"{f['fill_s']} s; {sizes})"
     )
-    w(f"{'ev/s':<34}{'empty':>8}{'full':>8}{'ratio':>8}")
-    e, full = f["empty"], f["full"]
+    e, full, r = f["empty"], f["full"], f["ratios"]
+    before, after = f["empty_before"], f["empty_after"]
     w(
-        f"{'relay (median of runs)':<34}{e['relay_ev_s']:>8}{full['relay_ev_s']:>8}"
-        f"{f['ratios']['relay']:>8.2f}"
+        f"{'':<22}{'ev/s empty':>11}{'full':>7}{'ratio':>7}"
+        f"{'cpu ms/ev empty':>17}{'full':>7}{'ratio':>7}   ev/s empty before / after"
     )
-    for group, rate in e["consumers_ev_s"].items():
+    for name in e["ev_s"]:
+        label = "relay (median)" if name == "relay" else f"consume {name}"
         w(
-            f"{'consume ' + group:<34}{rate:>8}{full['consumers_ev_s'][group]:>8}"
-            f"{f['ratios'][group]:>8.2f}"
+            f"{label:<22}{e['ev_s'][name]:>11.0f}{full['ev_s'][name]:>7}"
+            f"{r['ev_s'][name]:>7.2f}{e['cpu_ms_per_event'][name]:>17.3f}"
+            f"{full['cpu_ms_per_event'][name]:>7.3f}{r['cpu_ms_per_event'][name]:>7.2f}"
+            f"   {before['ev_s'][name]} / {after['ev_s'][name]}"
         )
+    w(
+        f"  relay SELECT plan: empty: {before['relay_select_plan']}; "
+        f"full: {full['relay_select_plan']}"
+    )
     w(f"  target {f['target']}")
 
 

@@ -44,7 +44,7 @@ CATALOGUE = (
     ("SKU-01044", "Milk jug, steel", "14.50"),
     ("SKU-00562", "Coffee beans 1kg", "18.90"),
 )
-OUTBOX_TABLES = ("outbox_outboxevent", "outbox_inboxentry")
+BENCH_TABLES = ("outbox_outboxevent", "outbox_inboxentry", "outbox_bench_applied")
 COPY_EVENTS = (
     "COPY outbox_outboxevent (event_id, event_type, version, aggregate_type, aggregate_id, "
     "aggregate_version, slot, payload, headers, occurred_at, published_at, attempts, last_error) "
@@ -210,7 +210,7 @@ class Workspace:
 
     @staticmethod
     def truncate(table: str) -> None:
-        assert table in OUTBOX_TABLES
+        assert table in BENCH_TABLES
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {table}")
 
@@ -228,10 +228,10 @@ class Workspace:
 
     @staticmethod
     def vacuum(*tables: str) -> None:
-        """VACUUM ANALYZE the outbox table (or these of the outbox's tables)."""
+        """VACUUM ANALYZE the outbox table (or these of the benchmark's tables)."""
         with connection.cursor() as cursor:
             for table in tables or ("outbox_outboxevent",):
-                assert table in OUTBOX_TABLES
+                assert table in BENCH_TABLES
                 cursor.execute(f"VACUUM ANALYZE {table}")
 
     def reset_log(self) -> None:

@@ -70,35 +70,53 @@ def run(plan: Plan, say: Callable[[str], None]) -> dict:
             "all_groups": all_groups(),
         },
     }
+    timings: dict[str, float] = {}
+    report["params"]["phase_s"] = timings
+
+    def timed(name: str, work: Callable[[], object]) -> object:
+        began = time.monotonic()
+        try:
+            return work()
+        finally:
+            timings[name] = round(time.monotonic() - began, 1)
+
     try:
         if "baselines" in plan.phases:
             say("baselines ...")
-            report["baselines"] = baselines.run()
+            report["baselines"] = timed("baselines", baselines.run)
         if "relay" in plan.phases:
-            report.update(relay.run(ws, events=plan.events, runs=plan.runs))
+            report.update(timed("relay", lambda: relay.run(ws, events=plan.events, runs=plan.runs)))
         if "consumers" in plan.phases:
             say("consumers ...")
-            report["consumers"] = consumers.run(ws, events=plan.consumer_events)
+            report["consumers"] = timed(
+                "consumers", lambda: consumers.run(ws, events=plan.consumer_events)
+            )
         paths = {}
         for path in latency.PATHS:
             if path in plan.phases:
-                paths[path] = latency.run(
-                    ws,
-                    path=path,
-                    rates=list(plan.rates),
-                    duration=plan.duration,
-                    producers=plan.producers,
-                    drain_timeout=plan.drain_timeout,
+                paths[path] = timed(
+                    path,
+                    lambda path=path: latency.run(
+                        ws,
+                        path=path,
+                        rates=list(plan.rates),
+                        duration=plan.duration,
+                        producers=plan.producers,
+                        drain_timeout=plan.drain_timeout,
+                    ),
                 )
         if paths:
             report["latency"] = {"duration_s": plan.duration, "paths": paths}
         if "flat-cost" in plan.phases:
-            report["flat_cost"] = flat_cost.run(
-                ws,
-                retained=plan.retained,
-                events=plan.events,
-                consumer_events=plan.consumer_events,
-                runs=plan.flat_runs,
+            report["flat_cost"] = timed(
+                "flat-cost",
+                lambda: flat_cost.run(
+                    ws,
+                    retained=plan.retained,
+                    events=plan.events,
+                    consumer_events=plan.consumer_events,
+                    runs=plan.flat_runs,
+                ),
             )
     finally:
         ws.cleanup()

@@ -42,10 +42,12 @@ from bench.outbox_app.measuring import (
     process_groups_cpu,
     summary_ms,
 )
+from bench.outbox_app.phases.relay import select_plan
 from bench.outbox_app.workspace import (
     AGGREGATE_TYPE,
     BenchError,
     Workspace,
+    all_groups,
     backend_pid,
     bench_groups,
     order_payload,
@@ -67,6 +69,10 @@ LOCKS = (
     "SELECT classid::bigint, objid::int, pid FROM pg_locks "
     "WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+READER_SESSIONS = (
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE application_name = ANY(%s) AND datname = current_database()"
 )
 MEMBERS = (
     "SELECT count(*) FROM pg_stat_activity "
@@ -354,6 +360,15 @@ def duplicates(run: str, group: str) -> int:
     )
 
 
+def readers_backend_cpu() -> dict[int, float]:
+    """CPU seconds so far of each database session of a reader (they name themselves)."""
+    names = [application_name(role) for role in [RELAY_ROLE, *all_groups()]]
+    with connection.cursor() as cursor:
+        cursor.execute(READER_SESSIONS, [names])
+        pids = [row[0] for row in cursor.fetchall()]
+    return {pid: cpu for pid in pids if (cpu := backend_cpu(pid)) is not None}
+
+
 def measure(
     ws: Workspace,
     children: Children,
@@ -367,9 +382,14 @@ def measure(
     """One offered rate: produce, wait for the groups, compute the figures."""
     pgids = children.pgids()
     pipeline_cpu = process_groups_cpu(pgids)
+    sessions_cpu = readers_backend_cpu()
     commits, producer = produce(ws, run, rate=rate, duration=duration, threads=producers)
     handled = collect(children, run, len(commits), drain_timeout)
     pipeline_cpu = process_groups_cpu(pgids) - pipeline_cpu
+    sessions_after = readers_backend_cpu()
+    readers_pg = sum(
+        sessions_after[pid] - cpu for pid, cpu in sessions_cpu.items() if pid in sessions_after
+    )
     published = published_at(run)
     row = {
         "offered_rate": rate,
@@ -378,6 +398,13 @@ def measure(
         # The path's processes, from the first commit until the last event was handled:
         # their own CPU, not PostgreSQL's.
         "pipeline_cpu_ms_per_event": round(pipeline_cpu * 1000 / len(commits), 3),
+        # The PostgreSQL backends of the readers' sessions over the same time (None when
+        # PostgreSQL runs elsewhere).
+        "readers_postgres_cpu_ms_per_event": round(readers_pg * 1000 / len(commits), 3)
+        if sessions_cpu
+        else None,
+        # How the relay's SELECT is planned on the table as this rate left it.
+        "relay_select_plan": select_plan(),
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "relay_stage_ms": summary_ms(
             [published[n] - commits[n] for n in range(len(commits)) if n in published]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import psycopg
 import redis
 from django.conf import settings
+from django.db import connection
 
 from bench.outbox_app.measuring import CpuMeter, Stopwatch, median
 from bench.outbox_app.workspace import (
@@ -40,8 +41,12 @@ def run(ws: Workspace, *, events: int, runs: int) -> dict:
     # Warm both paths (connections, statement caches) on a small backlog first.
     relay_run(ws, "warm-relay", 1000)
     raw_run(ws, "warm-raw", 1000)
-    relay_runs, raw_runs = alternate(ws, events=events, runs=runs, label="relay vs raw")
+    plans: list[str] = []
+    relay_runs, raw_runs = alternate(
+        ws, events=events, runs=runs, label="relay vs raw", plans=plans
+    )
     relay = throughput(relay_runs, events, RELAY_HOW)
+    relay["select_plan"] = plans[0]
     raw = throughput(raw_runs, events, RAW_HOW)
     return {
         "relay": relay,
@@ -55,16 +60,18 @@ def run(ws: Workspace, *, events: int, runs: int) -> dict:
     }
 
 
-def alternate(ws: Workspace, *, events: int, runs: int, label: str) -> tuple[list[Run], list[Run]]:
+def alternate(
+    ws: Workspace, *, events: int, runs: int, label: str, plans: list[str]
+) -> tuple[list[Run], list[Run]]:
     relay_runs: list[Run] = []
     raw_runs: list[Run] = []
     for i in range(runs):
         ws.say(f"{label}, run {i + 1}/{runs} ...")
         if i % 2 == 0:
             raw_runs.append(raw_run(ws, f"raw-{i + 1}", events))
-            relay_runs.append(relay_run(ws, f"relay-{i + 1}", events))
+            relay_runs.append(relay_run(ws, f"relay-{i + 1}", events, plans=plans))
         else:
-            relay_runs.append(relay_run(ws, f"relay-{i + 1}", events))
+            relay_runs.append(relay_run(ws, f"relay-{i + 1}", events, plans=plans))
             raw_runs.append(raw_run(ws, f"raw-{i + 1}", events))
     return relay_runs, raw_runs
 
@@ -88,10 +95,25 @@ def throughput(runs: list[Run], count: int, how: str) -> dict:
     }
 
 
-def relay_run(ws: Workspace, run: str, count: int) -> Run:
+def select_plan() -> str:
+    """How PostgreSQL plans the relay's SELECT as the relay sends it (Django's cursor binds
+    the parameters client-side, so the planner sees the partition and the limit)."""
+    current = layout.current()
+    params = [current.partitions, THROUGHPUT_PARTITION, current.prefix, current.generation]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN " + SELECT_BATCH["postgresql"], [*params, settings.OUTBOX_RELAY_BATCH_SIZE]
+        )
+        lines = [row[0].strip().removeprefix("->").strip() for row in cursor.fetchall()]
+    return next((line.split("  (")[0] for line in lines if "on outbox_outboxevent" in line), "?")
+
+
+def relay_run(ws: Workspace, run: str, count: int, *, plans: list[str] | None = None) -> Run:
     """Time the relay's public one-shot entry point until it has moved ``count`` rows."""
     ws.copy_events(run, count)
     ws.vacuum()
+    if plans is not None:
+        plans.append(select_plan())
     with CpuMeter(backend_pid()) as cpu, Stopwatch() as watch:
         moved = ws.relay_all()
     if moved != count:
