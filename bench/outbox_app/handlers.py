@@ -41,7 +41,7 @@ class Stamps:
         self.lock = threading.Lock()
         self.pending: list[tuple[str, str, str]] = []
         self.owner: int | None = None  # the process whose thread flushes (a fork needs its own)
-        self.wake = threading.Event()
+        self.idle = threading.Event()  # never set: the flushing thread lives with its process
 
     def note(self, key: str, n: int) -> None:
         stamp = repr(time.time())
@@ -55,7 +55,7 @@ class Stamps:
 
     def _flush_forever(self) -> None:
         client = streams.get_redis()
-        while not self.wake.wait(FLUSH_INTERVAL_S):
+        while not self.idle.wait(FLUSH_INTERVAL_S):
             with self.lock:
                 batch, self.pending = self.pending, []
             if not batch:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -317,14 +316,6 @@ class Workspace:
             "redis": info.get("redis_version"),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         }
-
-
-def uuid7_at(millis: int) -> uuid.UUID:
-    """An event id laid out as ``publish()`` makes them, for a moment in the past."""
-    value = millis << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
-    return uuid.UUID(int=value)
 
 
 def chunks(lines: Iterator[str], size: int = 5000) -> Iterator[str]:
