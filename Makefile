@@ -56,11 +56,12 @@ lint: install
 
 ## Relay and consumer throughput and latency; prints a table and writes bench/outbox.json.
 ## It needs a database of its own (created when missing) and Redis db 13; see bench/README.md.
+## BENCH_ARGS adds options, e.g. make bench-outbox BENCH_ARGS=--flat-cost
 bench-outbox: install
 	DJANGO_SETTINGS_MODULE=shop.bench_settings \
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@localhost:5432/shop_bench} \
 	REDIS_URL=$${BENCH_REDIS_URL:-redis://localhost:6379/13} \
-		$(BIN)/python manage.py outbox_bench --json bench/outbox.json
+		$(BIN)/python manage.py bench_outbox --json bench/outbox.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

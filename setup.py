@@ -1,7 +1,8 @@
 """Packaging beyond what pyproject.toml can say: modules the wheel leaves out.
 
-pyproject.toml excludes the test and benchmark packages; these are single
-modules inside shipped packages, needed only by the test suite and the benchmark.
+pyproject.toml ships only the shop's packages (not ``bench``) and excludes the test
+packages; these are single modules inside shipped packages, needed only by the test
+suite and the benchmarks.
 """
 
 from setuptools import setup
@@ -10,7 +11,6 @@ from setuptools.command.build_py import build_py
 NOT_SHIPPED = {
     "shop.test_settings",
     "shop.bench_settings",
-    "outbox.management.commands.outbox_bench",
 }
 
 

@@ -276,16 +276,27 @@ with psycopg.connect({_server_url(self.database_url)!r}, autocommit=True) as con
         return body["token"]
 
     def place_order(self, token: str) -> int:
-        status, body = self.http(
-            "POST",
-            "/api/orders/",
-            {"lines": [{"sku": SKU, "quantity": 1}]},
-            token=token,
-            headers={"Idempotency-Key": self.prefix},
-        )
-        if status != 201:
+        # The orders app's catalogue is a replica of inventory's products, filled from their
+        # events by the worker's readers: just after the start it may not know the sku yet.
+        placed: list[int] = []
+
+        def attempt() -> bool:
+            status, body = self.http(
+                "POST",
+                "/api/orders/",
+                {"lines": [{"sku": SKU, "quantity": 1}]},
+                token=token,
+                headers={"Idempotency-Key": self.prefix},
+            )
+            if status == 201:
+                placed.append(int(body["id"]))
+                return True
+            if status == 400 and f"unknown sku: {SKU}" in str(body.get("lines")):
+                return False
             raise SmokeFailed(f"POST /api/orders/ answered {status}: {body}")
-        return int(body["id"])
+
+        self.wait_for(f"the orders catalogue to know {SKU}", attempt)
+        return placed[0]
 
     def confirmed(self, token: str, order_id: int) -> None:
         def status() -> bool:
@@ -300,8 +311,8 @@ with psycopg.connect({_server_url(self.database_url)!r}, autocommit=True) as con
 
     def beat_sends(self) -> None:
         self.wait_for(
-            "beat to send outbox-relay",
-            lambda: "Sending due task outbox-relay" in self.log("beat"),
+            "beat to send outbox-poll",
+            lambda: "Sending due task outbox-poll" in self.log("beat"),
         )
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""Settings for ``manage.py outbox_bench``: the shop's settings plus the benchmark app.
+"""Settings for ``manage.py bench_outbox``: the shop's settings plus the benchmark app.
 
 The benchmark app holds bench-only event types, consumer groups and handlers.
 Its Redis keys and Celery queue live under their own prefix, so a run can
@@ -13,7 +13,7 @@ os.environ.setdefault("SECRET_KEY", "bench-settings-only-not-a-secret-" + "x" * 
 from shop.settings import *  # noqa: F403
 from shop.settings import INSTALLED_APPS, REDIS_URL, env
 
-INSTALLED_APPS = [*INSTALLED_APPS, "outbox.bench"]
+INSTALLED_APPS = [*INSTALLED_APPS, "bench.outbox_app"]
 DEBUG = False  # DEBUG keeps every query in memory
 OUTBOX_STREAM_PREFIX = env.str("BENCH_STREAM_PREFIX", default="bench")
 CELERY_BROKER_URL = REDIS_URL

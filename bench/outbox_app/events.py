@@ -1,4 +1,4 @@
-"""The benchmark's event: shaped and sized like ``orders.OrderCreated`` (about 300 bytes)."""
+"""The benchmark's event: shaped and sized like ``orders.OrderCreated`` (about 330 bytes of JSON)."""
 
 from pydantic import BaseModel, ConfigDict
 
