@@ -1,9 +1,11 @@
 """The event log's layout: which partition (stream) an aggregate's events travel on.
 
 Every event is stamped at publish time with its aggregate's *slot*, a fixed hash
-in ``0..SLOT_COUNT-1``. Its partition is ``slot % partitions``, where the number
-of partitions is kept in the database (``StreamLayout``), seeded from
-``OUTBOX_PARTITIONS``. Publishers therefore never need the partition count, and
+in ``0..SLOT_COUNT-1``. A partition is a contiguous range of slots (with 8
+partitions, slots 0-511 are partition 0), where the number of partitions is kept
+in the database (``StreamLayout``), seeded from ``OUTBOX_PARTITIONS``. Ranges,
+not ``slot % partitions``: PostgreSQL estimates a range from its statistics, so
+the relay's SELECT walks the index of unpublished rows whatever the backlog. Publishers therefore never need the partition count, and
 changing it (``outbox_repartition``) only has to agree among relays and
 consumers: relays pause, the streams drain, the count changes, relays resume.
 """
@@ -32,7 +34,14 @@ class Layout:
     paused: bool = False
 
     def partition_of(self, slot: int) -> int:
-        return slot % self.partitions
+        return slot * self.partitions // SLOT_COUNT
+
+    def slots(self, partition: int) -> tuple[int, int]:
+        """The partition's slots: ``low <= slot < high``."""
+        return (
+            -(-partition * SLOT_COUNT // self.partitions),
+            -(-(partition + 1) * SLOT_COUNT // self.partitions),
+        )
 
     def partition_for(self, aggregate_type: str, aggregate_id: str) -> int:
         return self.partition_of(slot_for(aggregate_type, aggregate_id))

@@ -19,7 +19,7 @@ class OutboxEvent(models.Model):
     aggregate_type = models.CharField(max_length=100)
     aggregate_id = models.CharField(max_length=100)
     aggregate_version = models.PositiveIntegerField()
-    # A fixed hash of the aggregate (0..SLOT_COUNT-1); its partition is slot % partitions.
+    # A fixed hash of the aggregate (0..4095); partitions are ranges of slots (outbox.layout).
     slot = models.PositiveSmallIntegerField()
     payload = models.JSONField()
     headers = models.JSONField(default=dict)

@@ -34,7 +34,7 @@ RELAY_LEASE = "outbox.relay"
 _SELECT = (
     "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
     "aggregate_version, occurred_at, {payload}, {headers} FROM outbox_outboxevent "
-    "WHERE published_at IS NULL AND slot %% %s = %s "
+    "WHERE published_at IS NULL AND slot >= %s AND slot < %s "
     "AND (SELECT generation FROM outbox_streamlayout WHERE prefix = %s) = %s "
     "ORDER BY id LIMIT %s"
 )
@@ -55,6 +55,12 @@ MARK_FAILED = {
     "sqlite": "UPDATE outbox_outboxevent SET attempts = attempts + 1, last_error = %s "
     "WHERE id IN (SELECT value FROM json_each(%s))",
 }
+
+
+def batch_params(layout: Layout, partition: int, batch_size: int) -> list:
+    """The parameters of ``SELECT_BATCH`` for a partition of ``layout``."""
+    low, high = layout.slots(partition)
+    return [low, high, layout.prefix, layout.generation, batch_size]
 
 
 @dataclass
@@ -137,10 +143,7 @@ def relay_batch(
             raise  # (a RedisError too, but not a failure to reach Redis)
         except redis.RedisError as exc:
             failure, expected = exc, ""
-        cursor.execute(
-            SELECT_BATCH[connection.vendor],
-            [layout.partitions, partition, layout.prefix, layout.generation, batch_size],
-        )
+        cursor.execute(SELECT_BATCH[connection.vendor], batch_params(layout, partition, batch_size))
         rows = cursor.fetchall()
         if not rows:
             if failure is not None:

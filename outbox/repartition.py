@@ -1,7 +1,7 @@
 """Changing the number of partitions on a live system without losing or reordering events.
 
 An aggregate's events are stamped with a fixed slot when they are published; the
-partition is ``slot % partitions``, worked out when they are relayed. So the
+partition (a range of slots) is worked out when they are relayed. So the
 count only has to change between two relay batches at which every stream is
 fully consumed:
 

@@ -7,9 +7,9 @@ SLOT_COUNT = 4096
 
 
 def fill_slots(apps, schema_editor):
-    # Rows written before slots existed held "partition = crc32 % partitions"; the slot
-    # is the same hash modulo SLOT_COUNT, so any power-of-two partition count keeps mapping
-    # each aggregate where it was.
+    # Rows written before slots existed held "partition = crc32 % partitions". With one
+    # partition (the old default) nothing moves; with more, drain before migrating (no
+    # unpublished rows, every group caught up), since aggregates map to other streams now.
     OutboxEvent = apps.get_model("outbox", "OutboxEvent")
     pairs = OutboxEvent.objects.values_list("aggregate_type", "aggregate_id").distinct()
     for aggregate_type, aggregate_id in pairs.iterator():

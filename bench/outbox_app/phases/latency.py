@@ -98,7 +98,7 @@ class Children:
 
     def spawn(self, name: str, argv: list[str]) -> None:
         with (self.logs / f"{name}.log").open("w") as log:
-            self.procs[name] = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
+            self.procs[name] = subprocess.Popen(
                 argv,
                 cwd=settings.BASE_DIR,
                 env=self.env(),

@@ -24,7 +24,7 @@ from bench.outbox_app.workspace import (
 )
 from outbox import layout, streams
 from outbox.message import encode_row
-from outbox.relay import MARK_PUBLISHED, SELECT_BATCH
+from outbox.relay import MARK_PUBLISHED, SELECT_BATCH, batch_params
 
 Run = tuple[float, CpuMeter]
 
@@ -99,11 +99,9 @@ def select_plan() -> str:
     """How PostgreSQL plans the relay's SELECT as the relay sends it (Django's cursor binds
     the parameters client-side, so the planner sees the partition and the limit)."""
     current = layout.current()
-    params = [current.partitions, THROUGHPUT_PARTITION, current.prefix, current.generation]
+    params = batch_params(current, THROUGHPUT_PARTITION, settings.OUTBOX_RELAY_BATCH_SIZE)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN " + SELECT_BATCH["postgresql"], [*params, settings.OUTBOX_RELAY_BATCH_SIZE]
-        )
+        cursor.execute("EXPLAIN " + SELECT_BATCH["postgresql"], params)
         lines = [row[0].strip().removeprefix("->").strip() for row in cursor.fetchall()]
     return next((line.split("  (")[0] for line in lines if "on outbox_outboxevent" in line), "?")
 
@@ -128,7 +126,7 @@ def raw_run(ws: Workspace, run: str, count: int) -> Run:
     ws.vacuum()
     current = layout.current()
     batch = settings.OUTBOX_RELAY_BATCH_SIZE
-    params = [current.partitions, THROUGHPUT_PARTITION, current.prefix, current.generation, batch]
+    params = batch_params(current, THROUGHPUT_PARTITION, batch)
     stream = streams.key("raw", THROUGHPUT_PARTITION)
     client = redis.Redis.from_url(settings.REDIS_URL)
     moved = 0
