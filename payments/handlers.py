@@ -19,6 +19,6 @@ def on_order_created(message: Message) -> None:
     )
 
 
-@consumer.handler("orders.OrderCancelled")
+@consumer.handler("orders.OrderCancelled", versions=2)
 def on_order_cancelled(message: Message) -> None:
     services.payment_refund_for_order(order_id=message.payload["order_id"])

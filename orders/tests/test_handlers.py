@@ -37,6 +37,8 @@ def test_the_orders_group_handles_the_saga_replies_and_the_catalogue():
         "payments.PaymentProcessed",
         "payments.PaymentFailed",
         "shipping.OrderShipped",
+        "shipping.ShipmentCancelled",
+        "shipping.ShipmentCancellationRefused",
         "inventory.ProductChanged",
     }
 
