@@ -13,7 +13,7 @@ else connected to it, and a waiter that is killed leaves nothing behind.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -53,52 +53,75 @@ def _connect():
     )
 
 
-class Hold:
-    """A test's grip on one point: processes reaching it wait until ``release``."""
+_WAITING = (
+    "SELECT DISTINCT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' "
+    "AND NOT l.granted AND l.objsubid = 2 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid::bigint = (%s::bigint & 4294967295)"
+)
+_BLOCKING = (
+    "SELECT DISTINCT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' "
+    "AND NOT l.granted AND l.objsubid = 2 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid::bigint = (%s::bigint & 4294967295) "
+    "AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = current_database() "
+    "AND l.pid = ANY(pg_blocking_pids(a.pid)))"
+)
 
-    def __init__(self, name: str, key: int = 0) -> None:
-        self.name, self.key = name, key
-        self.k1, self.k2 = _keys(name, key)
+
+class Holds:
+    """A test's grip on a point for some keys: processes reaching it for them wait until released.
+
+    All keys are held on one connection of its own, so the test's own queries
+    never wait for them.
+    """
+
+    def __init__(self, name: str, keys: Iterable[int]) -> None:
+        self.name = name
+        self.k1 = _keys(name, 0)[0]
         self._conn = _connect()
-        self._conn.execute("SELECT pg_advisory_lock(%s, %s)", [self.k1, self.k2])
-        self.held = True
+        self.held: set[int] = set()
+        for key in keys:
+            self._conn.execute("SELECT pg_advisory_lock(%s, %s)", _keys(name, key))
+            self.held.add(key)
 
-    def waiting(self) -> int:
-        """How many processes are waiting at the point now."""
-        row = self._conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid::bigint = (%s::bigint & 4294967295) AND objid::bigint = %s "
-            "AND objsubid = 2",
-            [self.k1, self.k2],
-        ).fetchone()
-        return int(row[0])
+    def _select_keys(self, sql: str) -> set[int]:
+        rows = self._conn.execute(sql, [self.k1]).fetchall()
+        return {int(row[0]) for row in rows} & self.held
 
-    def release(self) -> None:
-        if self.held:
-            self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", [self.k1, self.k2])
-            self.held = False
+    def waiting(self) -> set[int]:
+        """The held keys some process is waiting at now."""
+        return self._select_keys(_WAITING)
+
+    def blocking(self) -> set[int]:
+        """The held keys whose waiter holds a lock (a row, say) that another backend waits for."""
+        return self._select_keys(_BLOCKING)
+
+    def release(self, key: int = 0) -> None:
+        if key in self.held:
+            self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", _keys(self.name, key))
+            self.held.discard(key)
 
     def close(self) -> None:
-        self.release()
+        for key in list(self.held):
+            self.release(key)
         self._conn.close()
 
 
+def waits_for_lock(pid: int) -> bool:
+    """Whether the backend ``pid`` is waiting for a lock (a row's, say) right now."""
+    with _connect() as conn:
+        row = conn.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone()
+    return bool(row and row[0])
+
+
 @contextmanager
-def hold(name: str, *, key: int = 0) -> Iterator[Hold]:
-    """Hold the point ``name`` for the block (released at the end whatever happens)."""
-    grip = Hold(name, key)
+def hold(name: str, *keys: int) -> Iterator[Holds]:
+    """Hold the point ``name`` for ``keys`` (default: 0) for the block, released at its end."""
+    grip = Holds(name, keys or (0,))
     try:
         yield grip
     finally:
         grip.close()
-
-
-def lock_waiters() -> int:
-    """Backends of this database waiting for a row or transaction lock (not a hold point)."""
-    with _connect() as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
-        ).fetchone()
-    return int(row[0])
