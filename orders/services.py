@@ -34,7 +34,7 @@ from shop import failpoints
 from shop.errors import Conflict, DomainError, NotFound
 
 CURRENCY = "EUR"
-DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test-gateway token name, not a secret
+DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test token name of the provider, not a secret
 MAX_LINES = 50
 MAX_QUANTITY = 100
 MAX_SKU_LENGTH = 64

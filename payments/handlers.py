@@ -14,7 +14,7 @@ def on_order_created(message: Message) -> None:
         customer_id=payload["customer_id"],
         amount=payload["total"],
         currency=payload.get("currency", "EUR"),
-        # No token is no card: the gateway refuses it rather than charging a default.
+        # No token is no card: the provider refuses it rather than charging a default.
         payment_token=payload.get("payment_token", ""),
     )
 
