@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from payments.models import SimulatedProviderOperation as Operation
 from payments.provider import Outcome, ProviderError, ProviderMisuse, ProviderTimeout
@@ -80,39 +80,41 @@ class SimulatedProvider:
     def charge(
         self, *, idempotency_key: str, token: str, amount: Decimal, currency: str
     ) -> Outcome:
-        self._outside_transaction()
-        with transaction.atomic():  # the provider's own bookkeeping, committed before it answers
-            operation = self._operation(
-                idempotency_key,
-                kind=Operation.Kind.CHARGE,
-                token=token,
-                amount=amount,
-                currency=currency,
-            )
-            fault: Exception | None = None
-            if operation.status == Operation.Status.NOT_DONE:
-                if token == TIMEOUT_BEFORE_CHARGE and operation.calls == 1:
-                    fault = ProviderTimeout("the provider did not answer (nothing was charged)")
-                elif token == PROVIDER_ERROR:
-                    fault = ProviderError("the provider is unavailable")
-                else:
-                    reason = self._charge_refusal(token, amount)
-                    if reason:
-                        operation.status = Operation.Status.REFUSED
-                        operation.failure_reason = reason
-                    else:
-                        operation.status = Operation.Status.SUCCEEDED
-                        operation.reference = _reference("ch", idempotency_key)
-                    if token == TIMEOUT_AFTER_CHARGE and operation.calls == 1:
-                        fault = ProviderTimeout("the provider did not answer (it had charged)")
-            operation.save()
-        if fault is not None:
-            raise fault
-        return _outcome(operation)
+        def decide(operation: Operation) -> Exception | None:
+            if token == TIMEOUT_BEFORE_CHARGE and operation.calls == 1:
+                return ProviderTimeout("the provider did not answer (nothing was charged)")
+            if token == PROVIDER_ERROR:
+                return ProviderError("the provider is unavailable")
+            reason = self._charge_refusal(token, amount)
+            self._settle(operation, reason, _reference("ch", idempotency_key))
+            if token == TIMEOUT_AFTER_CHARGE and operation.calls == 1:
+                return ProviderTimeout("the provider did not answer (it had charged)")
+            return None
+
+        return self._call(
+            idempotency_key,
+            Operation.Kind.CHARGE,
+            {"token": token, "amount": amount, "currency": currency},
+            decide,
+        )
 
     def refund(self, *, idempotency_key: str, charge_reference: str, amount: Decimal) -> Outcome:
-        self._outside_transaction()
-        with transaction.atomic():
+        charged: Operation | None = None
+
+        def decide(operation: Operation) -> Exception | None:
+            if charged is not None and charged.token == TIMEOUT_BEFORE_REFUND:
+                if operation.calls == 1:
+                    return ProviderTimeout("the provider did not answer (nothing was refunded)")
+            reason = self._refund_refusal(charged, amount, idempotency_key)
+            self._settle(operation, reason, _reference("re", idempotency_key))
+            if charged is not None and charged.token == TIMEOUT_AFTER_REFUND:
+                if operation.calls == 1:
+                    return ProviderTimeout("the provider did not answer (it had refunded)")
+            return None
+
+        def lock_charge() -> dict[str, object]:
+            nonlocal charged
+            # Locked: two refunds of one charge (with different keys) take turns.
             charged = (
                 Operation.objects.select_for_update()
                 .filter(
@@ -122,33 +124,14 @@ class SimulatedProvider:
                 )
                 .first()
             )
-            token = charged.token if charged is not None else ""
-            operation = self._operation(
-                idempotency_key,
-                kind=Operation.Kind.REFUND,
-                token=token,
-                amount=amount,
-                currency=charged.currency if charged is not None else "",
-                charge_reference=charge_reference,
-            )
-            fault: Exception | None = None
-            if operation.status == Operation.Status.NOT_DONE:
-                if token == TIMEOUT_BEFORE_REFUND and operation.calls == 1:
-                    fault = ProviderTimeout("the provider did not answer (nothing was refunded)")
-                else:
-                    reason = self._refund_refusal(charged, amount, idempotency_key)
-                    if reason:
-                        operation.status = Operation.Status.REFUSED
-                        operation.failure_reason = reason
-                    else:
-                        operation.status = Operation.Status.SUCCEEDED
-                        operation.reference = _reference("re", idempotency_key)
-                    if token == TIMEOUT_AFTER_REFUND and operation.calls == 1:
-                        fault = ProviderTimeout("the provider did not answer (it had refunded)")
-            operation.save()
-        if fault is not None:
-            raise fault
-        return _outcome(operation)
+            return {
+                "token": charged.token if charged is not None else "",
+                "amount": amount,
+                "currency": charged.currency if charged is not None else "",
+                "charge_reference": charge_reference,
+            }
+
+        return self._call(idempotency_key, Operation.Kind.REFUND, lock_charge, decide)
 
     def status(self, *, idempotency_key: str) -> Outcome | None:
         self._outside_transaction()
@@ -167,19 +150,51 @@ class SimulatedProvider:
                 "transaction, and record what it said in a new one"
             )
 
+    def _call(self, key: str, kind: str, fields, decide) -> Outcome:
+        """One call with ``key``: find (locked) or start its ledger row, decide, write it once.
+
+        ``decide`` sees the row when nothing was done for the key yet; it may
+        settle it, and returns the fault to raise once the row is committed.
+        """
+        self._outside_transaction()
+        for attempt in range(2):
+            try:
+                # The provider's own bookkeeping, committed before it answers.
+                with transaction.atomic():
+                    values = fields() if callable(fields) else fields
+                    operation = (
+                        Operation.objects.select_for_update().filter(idempotency_key=key).first()
+                    )
+                    if operation is None:
+                        operation = Operation(idempotency_key=key, kind=kind, **values)
+                    elif (operation.kind, operation.amount, operation.token) != (
+                        kind,
+                        values["amount"],
+                        values["token"],
+                    ):
+                        raise ProviderMisuse(f"idempotency key {key} was used for another call")
+                    operation.calls += 1
+                    fault = (
+                        decide(operation) if operation.status == Operation.Status.NOT_DONE else None
+                    )
+                    operation.save()
+                break
+            except IntegrityError:
+                # A concurrent first call with the same key inserted it first: look again.
+                if attempt:
+                    raise
+        if fault is not None:
+            raise fault
+        return _outcome(operation)
+
     @staticmethod
-    def _operation(key: str, *, kind: str, **fields: object) -> Operation:
-        operation, created = Operation.objects.select_for_update().get_or_create(
-            idempotency_key=key, defaults={"kind": kind, **fields}
-        )
-        if not created and (
-            operation.kind != kind
-            or operation.amount != fields["amount"]
-            or operation.token != fields["token"]
-        ):
-            raise ProviderMisuse(f"idempotency key {key} was used for another {operation.kind}")
-        operation.calls += 1
-        return operation
+    def _settle(operation: Operation, refusal: str, reference: str) -> None:
+        if refusal:
+            operation.status = Operation.Status.REFUSED
+            operation.failure_reason = refusal
+        else:
+            operation.status = Operation.Status.SUCCEEDED
+            operation.reference = reference
 
     @staticmethod
     def _charge_refusal(token: str, amount: Decimal) -> str:
