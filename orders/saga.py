@@ -173,7 +173,7 @@ def _compensation(
 
 # --- the picture ----------------------------------------------------------------------------
 
-WIDTH, LABEL_W, ROW_H, TOP, RIGHT_PAD = 760, 150, 30, 44, 200
+WIDTH, LABEL_W, ROW_H, TOP, RIGHT_PAD = 860, 150, 30, 44, 290
 
 
 def _seconds(value: float | None) -> str:
@@ -215,9 +215,11 @@ def render_svg(order: Mapping[str, Any] | Order, steps: Sequence[Step], *, now=N
         if item.started_at is not None:
             end = item.ended_at or (now if item.state == WAITING else item.started_at)
             left, right = x(item.started_at), x(end)
+            # A step of instants (notifications) is a thin line with a dot for each.
+            top, tall = (y + 13, 4) if item.marks else (y + 6, ROW_H - 12)
             parts.append(
-                f'<rect x="{left:.1f}" y="{y + 6}" width="{max(right - left, 3):.1f}" '
-                f'height="{ROW_H - 12}" rx="3" fill="{colour}">'
+                f'<rect x="{left:.1f}" y="{top}" width="{max(right - left, 3):.1f}" '
+                f'height="{tall}" rx="2" fill="{colour}">'
                 f"<title>{escape(item.name)}: {escape(item.state)}; started "
                 f"{escape(item.started_at.isoformat())}"
                 + (f", ended {escape(item.ended_at.isoformat())}" if item.ended_at else "")
