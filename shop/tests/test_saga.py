@@ -15,7 +15,7 @@ from conftest import wait_for
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.replay import ReplayFilter, replay, select
 from outbox.testing import drain
-from shop.tests.sagas import settle
+from shop.tests.sagas import settle, start_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,8 +88,8 @@ def _available(sku: str) -> int:
     return APIClient().get(f"/api/products/{sku}/").json()["available"]
 
 
-def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
-    celery_worker("w1")
+def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff, settings):
+    start_worker(celery_worker, settings)
     _product(staff, "KB-1", "89.00", 5)
     alice = _sign_up("alice")
 
@@ -162,8 +162,8 @@ def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
     }
 
 
-def test_out_of_stock_and_declined_payment_cancel_and_compensate(celery_worker, staff):
-    celery_worker("w1")
+def test_out_of_stock_and_declined_payment_cancel_and_compensate(celery_worker, staff, settings):
+    start_worker(celery_worker, settings)
     _product(staff, "MN-1", "249.00", 1)
     bob = _sign_up("bob")
 
@@ -192,8 +192,10 @@ def test_out_of_stock_and_declined_payment_cancel_and_compensate(celery_worker, 
     assert bob.get("/api/shipments/", {"order": declined["id"]}).json()["results"] == []
 
 
-def test_cancel_of_paid_order_refunds_and_releases_but_shipped_is_409(celery_worker, staff):
-    celery_worker("w1")
+def test_cancel_of_paid_order_refunds_and_releases_but_shipped_is_409(
+    celery_worker, staff, settings
+):
+    start_worker(celery_worker, settings)
     _product(staff, "MS-1", "29.50", 10)
     carol = _sign_up("carol")
 
@@ -237,8 +239,10 @@ def test_cancel_of_paid_order_refunds_and_releases_but_shipped_is_409(celery_wor
     assert OutboxEvent.objects.count() == events_before
 
 
-def test_forty_concurrent_orders_for_ten_in_stock_confirm_exactly_ten(celery_worker, staff):
-    celery_worker("w1")
+def test_forty_concurrent_orders_for_ten_in_stock_confirm_exactly_ten(
+    celery_worker, staff, settings
+):
+    start_worker(celery_worker, settings)
     _product(staff, "HOT-1", "10.00", 10)
     customers = [_sign_up(f"buyer{i}") for i in range(4)]
     ids: list[int] = []
