@@ -366,11 +366,11 @@ def order_record_shipment_cancelled(*, order_id: int) -> Order:
     """
     with transaction.atomic():
         order = _order_lock(order_id)
-        next_status(order.status, Action.RECORD_SHIPMENT_CANCELLED)
         _order_cancel(
             order,
             reason=order.cancel_reason or LATE_SHIPMENT_CANCEL_REASON,
             reason_code=Order.CancelReasonCode.CUSTOMER_REQUEST,
+            action=Action.RECORD_SHIPMENT_CANCELLED,
         )
         return order
 
@@ -424,20 +424,16 @@ def order_record_cancellation_refused(*, order_id: int, reason: str) -> Order:
     CANCELLING (it has moved on already: nothing changes) and ``DomainError``
     for another reason.
     """
-    if reason == "dispatched":
-        with transaction.atomic():
-            order = _order_lock(order_id)
-            if order.status != Order.Status.CANCELLING:
-                raise Conflict(f"the order is {order.status}, not CANCELLING")
+    if reason not in ("dispatched", "expired"):
+        raise DomainError(f"unknown refusal reason {reason!r}", field="reason")
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.status != Order.Status.CANCELLING:
+            raise Conflict(f"the order is {order.status}, not CANCELLING")
+        if reason == "dispatched":
             return order_mark_shipped(order_id=order_id)
-    if reason == "expired":
-        with transaction.atomic():
-            order = _order_lock(order_id)
-            if order.status != Order.Status.CANCELLING:
-                raise Conflict(f"the order is {order.status}, not CANCELLING")
-            _order_withdraw_cancellation(order)
-            return order
-    raise DomainError(f"unknown refusal reason {reason!r}", field="reason")
+        _order_withdraw_cancellation(order)
+        return order
 
 
 # --- deadlines ---------------------------------------------------------------------------
@@ -464,9 +460,11 @@ def order_expire(*, order_id: int, now: datetime | None = None) -> Order | None:
         if order.deadline_at is None or order.deadline_at > now:
             return None
         if order.status == Order.Status.PENDING:
-            next_status(order.status, Action.EXPIRE)
             _order_cancel(
-                order, reason=_timeout_reason(order), reason_code=Order.CancelReasonCode.TIMEOUT
+                order,
+                reason=_timeout_reason(order),
+                reason_code=Order.CancelReasonCode.TIMEOUT,
+                action=Action.EXPIRE,
             )
         else:
             _order_withdraw_cancellation(order)
@@ -519,9 +517,11 @@ def _deadline() -> datetime:
     return timezone.now() + timedelta(seconds=settings.ORDERS_DEADLINE_S)
 
 
-def _order_cancel(order: Order, *, reason: str, reason_code: str) -> None:
+def _order_cancel(
+    order: Order, *, reason: str, reason_code: str, action: Action = Action.CANCEL
+) -> None:
     previous = order.status
-    order.status = Order.Status.CANCELLED
+    order.status = next_status(order.status, action)
     order.cancel_reason = reason
     order.cancel_reason_code = reason_code
     order.deadline_at = None
