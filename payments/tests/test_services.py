@@ -16,6 +16,12 @@ from payments.simulated import SimulatedProvider
 from shop.errors import DomainError
 
 
+@pytest.fixture(autouse=True)
+def _no_celery_messages(settings):
+    # The tests run the provider calls themselves (``run``): nothing is sent to a broker.
+    settings.PAYMENTS_DISPATCH_ON_COMMIT = False
+
+
 def events_for(order_id: int) -> list[tuple[str, dict]]:
     return list(
         OutboxEvent.objects.filter(aggregate_type="payment", aggregate_id=str(order_id))
