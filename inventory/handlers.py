@@ -19,7 +19,7 @@ def on_order_created(message: Message) -> None:
     )
 
 
-@consumer.handler("orders.OrderCancelled")
+@consumer.handler("orders.OrderCancelled", versions=2)
 def on_order_cancelled(message: Message) -> None:
     services.stock_release_for_order(order_id=message.payload["order_id"])
 

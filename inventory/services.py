@@ -22,6 +22,7 @@ from inventory.events import (
     UnavailableLine,
 )
 from inventory.models import Product, Reservation, ReservationLine
+from shop import failpoints
 from shop.errors import DomainError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
     """
     requested = _merge(lines)
     with transaction.atomic():
+        failpoints.reach("inventory.reserve_for_order")
         existing = Reservation.objects.filter(order_id=order_id).first()
         if existing is not None:
             logger.info("order %s already has a %s reservation", order_id, existing.status)

@@ -35,7 +35,7 @@ def on_order_confirmed(message: Message) -> None:
     )
 
 
-@consumer.handler("orders.OrderCancelled")
+@consumer.handler("orders.OrderCancelled", versions=2)
 def on_order_cancelled(message: Message) -> None:
     payload = message.payload
     services.notification_send(
@@ -56,6 +56,18 @@ def on_order_shipped(message: Message) -> None:
         order_id=payload["order_id"],
         event_id=message.event_id,
         context={"tracking_number": payload["tracking_number"]},
+    )
+
+
+@consumer.handler("orders.OrderCancellationRefused")
+def on_order_cancellation_refused(message: Message) -> None:
+    payload = message.payload
+    services.notification_send(
+        customer_id=payload["customer_id"],
+        kind=Notification.Kind.CANCELLATION_REFUSED,
+        order_id=payload["order_id"],
+        event_id=message.event_id,
+        context={"reason": payload["reason"], "reason_code": payload["reason_code"]},
     )
 
 

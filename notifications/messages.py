@@ -54,4 +54,20 @@ def render(
             f"{greeting}\n\nyour order #{order_id} has been dispatched.\n"
             f"Tracking number: {context['tracking_number']}" + SIGNATURE,
         )
+    if kind == "cancellation_refused":
+        if context["reason_code"] == "already_shipped":
+            outcome = (
+                "it had been dispatched already, so it is on its way to you. If you do not "
+                "want it, you can send it back when it arrives."
+            )
+        else:
+            outcome = (
+                "we could not confirm it in time, so your order stands and will be shipped. "
+                "You can ask to cancel it again."
+            )
+        return (
+            f"We could not cancel your order #{order_id}",
+            f"{greeting}\n\nyou asked us to cancel your order #{order_id}, but {outcome}"
+            + SIGNATURE,
+        )
     raise KeyError(f"no message for notification kind {kind!r}")

@@ -15,6 +15,7 @@ class Notification(models.Model):
         ORDER_CONFIRMED = "order_confirmed", "Order confirmed"
         ORDER_CANCELLED = "order_cancelled", "Order cancelled"
         ORDER_SHIPPED = "order_shipped", "Order shipped"
+        CANCELLATION_REFUSED = "cancellation_refused", "Cancellation refused"
 
     customer_id = models.BigIntegerField(db_index=True)
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -37,6 +38,7 @@ class Notification(models.Model):
                         "order_confirmed",
                         "order_cancelled",
                         "order_shipped",
+                        "cancellation_refused",
                     ]
                 ),
                 name="notifications_notification_kind_valid",

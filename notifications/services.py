@@ -12,7 +12,9 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+import outbox
 from notifications import messages
+from notifications.events import CustomerNotified
 from notifications.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -30,8 +32,10 @@ def notification_send(
 
     Idempotent: a second call for the same event, or for news already told (the
     same kind for the same order, a second welcome), returns the first record
-    and sends nothing. The address is looked up in the user model
-    by ``customer_id`` when sending (events carry no personal data); a customer
+    and sends nothing. A notification about an order publishes
+    ``notifications.CustomerNotified`` (for the order's timeline). The address
+    is looked up in the user model by ``customer_id`` when sending (events
+    carry no personal data); a customer
     without a user or an email address gets the record only (``email_sent``
     stays False) and a log line. A rolled-back transaction sends nothing.
     Raises ``KeyError`` for an unknown ``kind`` or a context that lacks what it needs.
@@ -74,6 +78,15 @@ def notification_send(
             if existing is None:
                 raise
             return existing
+        if order_id is not None:
+            outbox.publish(
+                CustomerNotified(
+                    order_id=order_id,
+                    notification_id=notification.pk,
+                    customer_id=customer_id,
+                    kind=kind,
+                )
+            )
         address = getattr(user, "email", "") if user is not None else ""
         if not address:
             logger.warning(

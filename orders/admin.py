@@ -8,8 +8,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
-from orders import selectors, services
+from orders import saga, selectors, services
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from shop.admin import ReadOnlyAdmin, ReadOnlyInline
 from shop.errors import DomainError
@@ -49,8 +50,10 @@ class OrderAdmin(ReadOnlyAdmin):
         "payment_captured",
         "cancel_reason_code",
         "cancel_reason",
+        "deadline_at",
         "created_at",
         "updated_at",
+        "saga",
         "timeline",
     ]
     readonly_fields = fields
@@ -59,6 +62,12 @@ class OrderAdmin(ReadOnlyAdmin):
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         # The page itself is read-only; cancelling goes through the service.
         return request.user.has_perm("orders.change_order")
+
+    @admin.display(description="saga")
+    def saga(self, order: Order) -> SafeString:
+        steps = saga.saga_steps(order, selectors.order_timeline(order_id=order.pk))
+        # render_svg escapes every text it draws.
+        return mark_safe(saga.render_svg(order, steps))  # noqa: S308
 
     @admin.display(description="timeline")
     def timeline(self, order: Order) -> str:
@@ -81,16 +90,28 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Cancel selected orders", permissions=["cancel"])
     def cancel_selected_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        cancelled, refused = 0, []
-        for order_id in queryset.values_list("pk", flat=True):
+        cancelled, asked, refused = 0, 0, []
+        for order_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                services.order_cancel(order_id=order_id, reason=services.STAFF_CANCEL_REASON)
+                order = services.order_cancel(
+                    order_id=order_id, reason=services.STAFF_CANCEL_REASON
+                )
             except DomainError as exc:
                 refused.append(f"#{order_id}: {exc.message}")
             else:
-                cancelled += 1
+                if order.status == Order.Status.CANCELLING:
+                    asked += 1
+                else:
+                    cancelled += 1
         if cancelled:
             self.message_user(request, f"Cancelled {cancelled} order(s).", messages.SUCCESS)
+        if asked:
+            self.message_user(
+                request,
+                f"Asked shipping to cancel the shipment of {asked} confirmed order(s): they "
+                "are CANCELLING until it answers.",
+                messages.SUCCESS,
+            )
         if refused:
             self.message_user(request, f"Not cancelled: {'; '.join(refused)}", messages.WARNING)
 

@@ -16,11 +16,13 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders import selectors, services
+from orders import saga, selectors, services
 from orders.models import Order
 from shop import ratelimit
 from shop.api import paginated_response, paginated_schema
@@ -203,9 +205,13 @@ class OrderCancelApi(APIView):
     @extend_schema(
         operation_id="orders_cancel",
         summary="Cancel an order",
-        description="Cancels a PENDING or CONFIRMED order; 409 when it is SHIPPED or CANCELLED.",
+        description="A PENDING order is cancelled at once (200, CANCELLED). A CONFIRMED one is "
+        "CANCELLING until shipping answers (202, CANCELLING; asking again is also 202): then "
+        "it ends CANCELLED (shipment cancelled, payment refunded, stock released) or, if it "
+        "had been dispatched already, SHIPPED, and the customer is told which. Follow the "
+        "status on GET /api/orders/{order_id}/. 409 when it is SHIPPED or CANCELLED.",
         request=None,
-        responses=OrderDetailOutputSerializer,
+        responses={200: OrderDetailOutputSerializer, 202: OrderDetailOutputSerializer},
     )
     def post(self, request: Request, order_id: int) -> Response:
         scope = _customer_scope(request)
@@ -216,4 +222,68 @@ class OrderCancelApi(APIView):
             if scope is not None
             else services.STAFF_CANCEL_REASON,
         )
-        return Response(_render_detail(order))
+        pending = order.status == Order.Status.CANCELLING
+        return Response(
+            _render_detail(order),
+            status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK,
+        )
+
+
+class SagaStepSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField(help_text="forward, or compensation (undoes a forward step)")
+    state = serializers.CharField(help_text="done, failed, waiting, skipped or not needed")
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    detail = serializers.CharField(allow_blank=True)
+
+
+class SagaOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    steps = SagaStepSerializer(many=True)
+
+
+class SagaSvgRenderer(BaseRenderer):
+    """The saga as a picture (``?format=svg`` or ``Accept: image/svg+xml``)."""
+
+    media_type = "image/svg+xml"
+    format = "svg"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type=None, renderer_context=None) -> bytes:
+        context = renderer_context or {}
+        steps = context.get("saga_steps")
+        if steps is None:  # an error: say it in the picture
+            detail = data.get("detail", "error") if isinstance(data, dict) else "error"
+            return saga.render_error_svg(str(detail)).encode()
+        return saga.render_svg(data, steps).encode()
+
+
+class OrderSagaApi(APIView):
+    """Staff only: each step of an order's saga with its state, start, end and duration."""
+
+    permission_classes = [IsAdminUser]
+    renderer_classes = [JSONRenderer, SagaSvgRenderer]
+
+    @extend_schema(
+        operation_id="orders_saga",
+        summary="The saga of an order, step by step (JSON, or SVG with ?format=svg)",
+        description="Reserve, charge, confirm, ship, notify and the compensations (cancel "
+        "the shipment, release the stock, refund), each with its state (done, failed, "
+        "waiting, skipped, not needed), when it started and ended and how long it took, "
+        "from the order's timeline. Staff only.",
+        responses={200: SagaOutputSerializer},
+    )
+    def get(self, request: Request, order_id: int) -> Response:
+        order = selectors.order_get(order_id=order_id, customer_id=None)
+        steps = saga.saga_steps(order, selectors.order_timeline(order_id=order.pk))
+        self.saga_steps = steps
+        body = {"id": order.pk, "status": order.status, "steps": [s.as_dict() for s in steps]}
+        return Response(SagaOutputSerializer(body).data)
+
+    def get_renderer_context(self) -> dict[str, Any]:
+        context = super().get_renderer_context()
+        context["saga_steps"] = getattr(self, "saga_steps", None)
+        return context

@@ -4,7 +4,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from outbox import Event
+from outbox import Event, upcaster
+
+CancelReasonCode = Literal["out_of_stock", "payment_failed", "customer_request", "timeout"]
 
 
 class OrderLinePayload(BaseModel):
@@ -47,9 +49,39 @@ class OrderConfirmed(Event):
 
 
 class OrderCancelled(Event):
-    """The order was cancelled; whatever was reserved or captured for it is to be given back."""
+    """The order was cancelled; whatever was reserved or captured for it is to be given back.
+
+    Version 2 adds the reason code "timeout" (a saga step did not answer by the
+    order's deadline). Version 1 events are raised to 2 unchanged.
+    """
 
     name = "orders.OrderCancelled"
+    version = 2
+    aggregate_type = "order"
+    aggregate_id_field = "order_id"
+
+    order_id: int
+    customer_id: int
+    reason: str
+    reason_code: CancelReasonCode
+    previous_status: str
+
+
+@upcaster("orders.OrderCancelled", from_version=1)
+def _order_cancelled_v1_to_v2(payload: dict) -> dict:
+    # Every v1 reason code is a v2 one: the payload reads the same.
+    return dict(payload)
+
+
+class OrderCancellationRequested(Event):
+    """A confirmed order is to be cancelled: shipping answers first (the order is CANCELLING).
+
+    Shipping cancels the shipment if it has not been dispatched and the request
+    has not expired (``deadline_at``, ISO 8601 UTC): after that the order has
+    stopped waiting and keeps its shipment.
+    """
+
+    name = "orders.OrderCancellationRequested"
     version = 1
     aggregate_type = "order"
     aggregate_id_field = "order_id"
@@ -57,5 +89,23 @@ class OrderCancelled(Event):
     order_id: int
     customer_id: int
     reason: str
-    reason_code: Literal["out_of_stock", "payment_failed", "customer_request"]
-    previous_status: str
+    deadline_at: str
+
+
+class OrderCancellationRefused(Event):
+    """A requested cancel did not happen: the order shipped, or shipping did not answer in time.
+
+    ``status`` is the order's state afterwards: SHIPPED, or CONFIRMED (it can
+    still be cancelled again, or dispatched).
+    """
+
+    name = "orders.OrderCancellationRefused"
+    version = 1
+    aggregate_type = "order"
+    aggregate_id_field = "order_id"
+
+    order_id: int
+    customer_id: int
+    reason: str
+    reason_code: Literal["already_shipped", "timeout"]
+    status: str

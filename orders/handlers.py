@@ -83,6 +83,24 @@ def on_order_shipped(message: Message) -> None:
         _ignored(message, exc)
 
 
+@consumer.handler("shipping.ShipmentCancelled")
+def on_shipment_cancelled(message: Message) -> None:
+    try:
+        services.order_record_shipment_cancelled(order_id=message.payload["order_id"])
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
+@consumer.handler("shipping.ShipmentCancellationRefused")
+def on_shipment_cancellation_refused(message: Message) -> None:
+    try:
+        services.order_record_cancellation_refused(
+            order_id=message.payload["order_id"], reason=message.payload["reason"]
+        )
+    except Conflict as exc:
+        _ignored(message, exc)
+
+
 @consumer.handler("inventory.ProductChanged")
 def on_product_changed(message: Message) -> None:
     payload = message.payload
@@ -104,26 +122,32 @@ def _out_of_stock_reason(payload: dict) -> str:
 # --- the timeline projection: every event that concerns an order ------------------------
 
 
-# What the projection is built from; ``timeline_rebuild`` reads the log for these.
-TIMELINE_EVENT_TYPES: tuple[str, ...] = (
-    "orders.OrderCreated",
-    "orders.OrderConfirmed",
-    "orders.OrderCancelled",
-    "inventory.StockReserved",
-    "inventory.StockReservationFailed",
-    "inventory.StockReleased",
-    "payments.PaymentProcessed",
-    "payments.PaymentFailed",
-    "payments.PaymentRefunded",
-    "shipping.ShipmentCreated",
-    "shipping.OrderShipped",
-    "shipping.ShipmentCancelled",
-)
+# What the projection is built from, with the version it takes (older ones are
+# upcast to it); ``timeline_rebuild`` reads the log for these.
+TIMELINE_EVENTS: dict[str, int] = {
+    "orders.OrderCreated": 1,
+    "orders.OrderConfirmed": 1,
+    "orders.OrderCancelled": 2,
+    "orders.OrderCancellationRequested": 1,
+    "orders.OrderCancellationRefused": 1,
+    "inventory.StockReserved": 1,
+    "inventory.StockReservationFailed": 1,
+    "inventory.StockReleased": 1,
+    "payments.PaymentProcessed": 1,
+    "payments.PaymentFailed": 1,
+    "payments.PaymentRefunded": 1,
+    "shipping.ShipmentCreated": 1,
+    "shipping.OrderShipped": 1,
+    "shipping.ShipmentCancelled": 1,
+    "shipping.ShipmentCancellationRefused": 1,
+    "notifications.CustomerNotified": 1,
+}
+TIMELINE_EVENT_TYPES: tuple[str, ...] = tuple(TIMELINE_EVENTS)
 
 
 def timeline_project(message: Message) -> None:
     services.timeline_apply(message=message)
 
 
-for _event_type in TIMELINE_EVENT_TYPES:
-    timeline.handler(_event_type)(timeline_project)
+for _event_type, _version in TIMELINE_EVENTS.items():
+    timeline.handler(_event_type, versions=_version)(timeline_project)

@@ -13,6 +13,8 @@ class Order(models.Model):
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"
         CONFIRMED = "CONFIRMED", "Confirmed"
+        # A cancel was asked of a confirmed order; shipping has not answered yet.
+        CANCELLING = "CANCELLING", "Cancelling"
         SHIPPED = "SHIPPED", "Shipped"
         CANCELLED = "CANCELLED", "Cancelled"
 
@@ -20,13 +22,14 @@ class Order(models.Model):
         OUT_OF_STOCK = "out_of_stock", "Out of stock"
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         CUSTOMER_REQUEST = "customer_request", "Customer request"
+        TIMEOUT = "timeout", "No answer in time"
 
     # The id of a django.contrib.auth user; no foreign key leaves the app.
     customer_id = models.BigIntegerField(db_index=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="EUR")
-    # A token the simulated gateway understands (e.g. "tok_visa"); never card data.
+    # A token the payment provider understands (e.g. "tok_visa"); never card data.
     payment_token = models.CharField(max_length=100, blank=True, default="")
     cancel_reason = models.TextField(blank=True, default="")
     cancel_reason_code = models.CharField(
@@ -35,6 +38,8 @@ class Order(models.Model):
     # The two saga replies an order waits for before it is confirmed.
     stock_reserved = models.BooleanField(default=False)
     payment_captured = models.BooleanField(default=False)
+    # While the saga waits (PENDING, CANCELLING): when it stops waiting (see orders.tasks).
+    deadline_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -42,16 +47,31 @@ class Order(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["PENDING", "CONFIRMED", "SHIPPED", "CANCELLED"]),
+                condition=Q(
+                    status__in=["PENDING", "CONFIRMED", "CANCELLING", "SHIPPED", "CANCELLED"]
+                ),
                 name="orders_order_status_valid",
             ),
             models.CheckConstraint(condition=Q(total__gte=0), name="orders_order_total_gte_0"),
-            # A cancelled order always says why; any other order never does.
+            # A cancelled (or cancelling) order always says why; any other order never does.
             models.CheckConstraint(
-                condition=(Q(status="CANCELLED") & ~Q(cancel_reason_code=""))
-                | (~Q(status="CANCELLED") & Q(cancel_reason_code="")),
+                condition=(Q(status__in=["CANCELLING", "CANCELLED"]) & ~Q(cancel_reason_code=""))
+                | (~Q(status__in=["CANCELLING", "CANCELLED"]) & Q(cancel_reason_code="")),
                 name="orders_order_cancel_reason_code_iff_cancelled",
             ),
+            # The states that wait for another app, and only those, have a deadline.
+            models.CheckConstraint(
+                condition=(Q(status__in=["PENDING", "CANCELLING"]) & Q(deadline_at__isnull=False))
+                | (~Q(status__in=["PENDING", "CANCELLING"]) & Q(deadline_at__isnull=True)),
+                name="orders_order_deadline_iff_waiting",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["deadline_at"],
+                condition=Q(deadline_at__isnull=False),
+                name="orders_order_deadline_idx",
+            )
         ]
 
     def __str__(self) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from orders.models import Order, TimelineEntry
 from shop.errors import NotFound
@@ -29,3 +32,13 @@ def order_get(*, order_id: int, customer_id: int | None) -> Order:
 def order_timeline(*, order_id: int) -> QuerySet[TimelineEntry]:
     """Everything that happened to an order, in commit order."""
     return TimelineEntry.objects.filter(order_id=order_id).order_by("sequence", "id")
+
+
+def orders_past_deadline(*, now: datetime | None = None) -> QuerySet[Order]:
+    """Orders still waiting (PENDING, CANCELLING) whose deadline has passed, oldest first."""
+    return Order.objects.filter(deadline_at__lt=now or timezone.now()).order_by("deadline_at")
+
+
+def deadline_report() -> dict[str, int]:
+    """What ``outbox_status`` and the staff status endpoint add about orders (a status hook)."""
+    return {"orders_past_deadline": orders_past_deadline().count()}

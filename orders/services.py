@@ -20,13 +20,21 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import outbox
-from orders.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderLinePayload
+from orders.events import (
+    OrderCancellationRefused,
+    OrderCancellationRequested,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCreated,
+    OrderLinePayload,
+)
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
+from shop import failpoints
 from shop.errors import Conflict, DomainError, NotFound
 
 CURRENCY = "EUR"
-DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test-gateway token name, not a secret
+DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test token name of the provider, not a secret
 MAX_LINES = 50
 MAX_QUANTITY = 100
 MAX_SKU_LENGTH = 64
@@ -38,6 +46,9 @@ CENT = Decimal("0.01")
 
 CUSTOMER_CANCEL_REASON = "Cancelled at the customer's request."
 STAFF_CANCEL_REASON = "Cancelled by staff."
+LATE_SHIPMENT_CANCEL_REASON = "Cancelled on request: shipping cancelled the shipment."
+ALREADY_SHIPPED_REASON = "The order had been dispatched already."
+CANCEL_TIMEOUT_REASON = "Shipping did not answer the cancel in time; the order stands."
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         total=total,
         currency=CURRENCY,
         payment_token=payment_token,
+        deadline_at=_deadline(),
     )
     OrderLine.objects.bulk_create(
         OrderLine(
@@ -307,7 +319,8 @@ def _order_confirm_if_ready(order: Order) -> None:
     if not (order.stock_reserved and order.payment_captured):
         return
     order.status = next_status(order.status, Action.CONFIRM)
-    order.save(update_fields=["status", "updated_at"])
+    order.deadline_at = None
+    order.save(update_fields=["status", "deadline_at", "updated_at"])
     outbox.publish(
         OrderConfirmed(
             order_id=order.pk,
@@ -324,44 +337,227 @@ def _order_confirm_if_ready(order: Order) -> None:
 def order_cancel(
     *, order_id: int, customer_id: int | None = None, reason: str = CUSTOMER_CANCEL_REASON
 ) -> Order:
-    """Cancel a PENDING or CONFIRMED order on request and publish OrderCancelled.
+    """Cancel an order on request (reason_code "customer_request").
 
-    ``customer_id`` restricts the call to that customer's orders; staff pass
-    None. The reason_code is "customer_request"; inventory and payments give
-    back what they hold for the order when they see the event.
+    A PENDING order is cancelled at once (OrderCancelled): it has no shipment
+    yet, and inventory and payments give back what they hold for it. A
+    CONFIRMED order becomes CANCELLING and shipping is asked first
+    (OrderCancellationRequested): the order is cancelled only once its shipment
+    is, and ships if the shipment was dispatched already. Asking again while
+    CANCELLING changes nothing. ``customer_id`` restricts the call to that
+    customer's orders; staff pass None.
 
     Raises ``NotFound`` for an unknown order or another customer's, and
     ``Conflict`` when the order is SHIPPED or CANCELLED (nothing changes then).
     """
+    reason = reason or CUSTOMER_CANCEL_REASON
     with transaction.atomic():
         order = _order_lock(order_id, customer_id=customer_id)
+        if order.status == Order.Status.PENDING:
+            _order_cancel(order, reason=reason, reason_code=Order.CancelReasonCode.CUSTOMER_REQUEST)
+            return order
+        status = next_status(order.status, Action.REQUEST_CANCEL)
+        if order.status == Order.Status.CANCELLING:
+            return order  # asked already; shipping's answer is on its way
+        order.status = status
+        order.cancel_reason = reason
+        order.cancel_reason_code = Order.CancelReasonCode.CUSTOMER_REQUEST
+        order.deadline_at = _deadline()
+        order.save(
+            update_fields=[
+                "status",
+                "cancel_reason",
+                "cancel_reason_code",
+                "deadline_at",
+                "updated_at",
+            ]
+        )
+        outbox.publish(
+            OrderCancellationRequested(
+                order_id=order.pk,
+                customer_id=order.customer_id,
+                reason=reason,
+                deadline_at=order.deadline_at.isoformat(),
+            )
+        )
+        return order
+
+
+def order_record_shipment_cancelled(*, order_id: int) -> Order:
+    """Shipping cancelled the order's shipment: cancel the order (OrderCancelled).
+
+    From CANCELLING with the reason that was asked for; from CONFIRMED (the
+    request was taken just before its deadline, which the order had already
+    given up on) with "customer_request" all the same. Inventory releases the
+    stock and payments refunds the capture on the event.
+
+    Raises ``NotFound`` for an unknown order and ``Conflict`` in any other
+    state (nothing changes then).
+    """
+    with transaction.atomic():
+        order = _order_lock(order_id)
         _order_cancel(
             order,
-            reason=reason or CUSTOMER_CANCEL_REASON,
+            reason=order.cancel_reason or LATE_SHIPMENT_CANCEL_REASON,
             reason_code=Order.CancelReasonCode.CUSTOMER_REQUEST,
+            action=Action.RECORD_SHIPMENT_CANCELLED,
         )
         return order
 
 
 def order_mark_shipped(*, order_id: int) -> Order:
-    """Mark a CONFIRMED order SHIPPED (shipping dispatched it). Publishes nothing.
+    """Mark the order SHIPPED: shipping dispatched it.
 
-    Raises ``NotFound`` for an unknown order and ``Conflict`` when it is not
-    CONFIRMED (nothing changes then).
+    From CONFIRMED nothing is published. From CANCELLING the dispatch came
+    first: the order ships, and OrderCancellationRefused (reason_code
+    "already_shipped") tells the customer their cancel came too late.
+
+    Raises ``NotFound`` for an unknown order and ``Conflict`` when it is
+    neither CONFIRMED nor CANCELLING (nothing changes then).
     """
     with transaction.atomic():
+        failpoints.reach("orders.mark_shipped", key=order_id)
         order = _order_lock(order_id)
+        previous = order.status
         order.status = next_status(order.status, Action.SHIP)
-        order.save(update_fields=["status", "updated_at"])
+        order.cancel_reason, order.cancel_reason_code = "", ""
+        order.deadline_at = None
+        order.save(
+            update_fields=[
+                "status",
+                "cancel_reason",
+                "cancel_reason_code",
+                "deadline_at",
+                "updated_at",
+            ]
+        )
+        if previous == Order.Status.CANCELLING:
+            outbox.publish(
+                OrderCancellationRefused(
+                    order_id=order.pk,
+                    customer_id=order.customer_id,
+                    reason=ALREADY_SHIPPED_REASON,
+                    reason_code="already_shipped",
+                    status=order.status,
+                )
+            )
         return order
 
 
-def _order_cancel(order: Order, *, reason: str, reason_code: str) -> None:
+def order_record_cancellation_refused(*, order_id: int, reason: str) -> Order:
+    """Shipping refused a requested cancel: ``reason`` "dispatched" or "expired".
+
+    "dispatched": a CANCELLING order ships (as ``order_mark_shipped``).
+    "expired": shipping took the request after its deadline and left the
+    shipment as it was; a CANCELLING order goes back to CONFIRMED as at its
+    deadline (``order_expire``). Raises ``Conflict`` when the order is no longer
+    CANCELLING (it has moved on already: nothing changes) and ``DomainError``
+    for another reason.
+    """
+    if reason not in ("dispatched", "expired"):
+        raise DomainError(f"unknown refusal reason {reason!r}", field="reason")
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.status != Order.Status.CANCELLING:
+            raise Conflict(f"the order is {order.status}, not CANCELLING")
+        if reason == "dispatched":
+            return order_mark_shipped(order_id=order_id)
+        _order_withdraw_cancellation(order)
+        return order
+
+
+# --- deadlines ---------------------------------------------------------------------------
+
+
+def order_expire(*, order_id: int, now: datetime | None = None) -> Order | None:
+    """Resolve an order whose deadline has passed; returns it, or None if it had not.
+
+    PENDING: cancelled with reason_code "timeout" (OrderCancelled), naming the
+    reply that did not come; inventory and payments then give back whatever
+    they hold or get later. CANCELLING: shipping has not answered, and only
+    shipping can say whether the goods left, so the request is withdrawn: the
+    order goes back to CONFIRMED and OrderCancellationRefused (reason_code
+    "timeout") says so. Shipping refuses the request if it gets it after its
+    deadline, so the shipment stays shippable; and if shipping cancelled the
+    shipment just before, the order is cancelled when that answer arrives.
+    Either way the order ends as its shipment does: never shipped and refunded.
+
+    Raises ``NotFound`` for an unknown order.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.deadline_at is None or order.deadline_at > now:
+            return None
+        if order.status == Order.Status.PENDING:
+            _order_cancel(
+                order,
+                reason=_timeout_reason(order),
+                reason_code=Order.CancelReasonCode.TIMEOUT,
+                action=Action.EXPIRE,
+            )
+        else:
+            _order_withdraw_cancellation(order)
+        return order
+
+
+def order_expire_overdue(*, limit: int = 500) -> int:
+    """Resolve up to ``limit`` orders past their deadline, each in its own transaction.
+
+    Returns how many were resolved. Safe to run concurrently: each order is
+    locked and its deadline looked at again before anything changes.
+    """
+    now = timezone.now()
+    overdue = list(
+        Order.objects.filter(deadline_at__lt=now)
+        .order_by("deadline_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(order_expire(order_id=order_id, now=now) is not None for order_id in overdue)
+
+
+def _timeout_reason(order: Order) -> str:
+    missing = [
+        name
+        for name, done in (("stock", order.stock_reserved), ("payment", order.payment_captured))
+        if not done
+    ]
+    return f"No answer in time from {' and '.join(missing)}."
+
+
+def _order_withdraw_cancellation(order: Order) -> None:
+    order.status = next_status(order.status, Action.EXPIRE)
+    order.cancel_reason, order.cancel_reason_code = "", ""
+    order.deadline_at = None
+    order.save(
+        update_fields=["status", "cancel_reason", "cancel_reason_code", "deadline_at", "updated_at"]
+    )
+    outbox.publish(
+        OrderCancellationRefused(
+            order_id=order.pk,
+            customer_id=order.customer_id,
+            reason=CANCEL_TIMEOUT_REASON,
+            reason_code="timeout",
+            status=order.status,
+        )
+    )
+
+
+def _deadline() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.ORDERS_DEADLINE_S)
+
+
+def _order_cancel(
+    order: Order, *, reason: str, reason_code: str, action: Action = Action.CANCEL
+) -> None:
     previous = order.status
-    order.status = next_status(order.status, Action.CANCEL)
+    order.status = next_status(order.status, action)
     order.cancel_reason = reason
     order.cancel_reason_code = reason_code
-    order.save(update_fields=["status", "cancel_reason", "cancel_reason_code", "updated_at"])
+    order.deadline_at = None
+    order.save(
+        update_fields=["status", "cancel_reason", "cancel_reason_code", "deadline_at", "updated_at"]
+    )
     outbox.publish(
         OrderCancelled(
             order_id=order.pk,

@@ -7,7 +7,22 @@ whether a transition is allowed.
 
     PENDING --record_stock_result / record_payment_result--> PENDING
     PENDING --confirm--> CONFIRMED --ship--> SHIPPED
-    PENDING | CONFIRMED --cancel--> CANCELLED
+    PENDING --cancel | expire--> CANCELLED
+    CONFIRMED --request_cancel--> CANCELLING --request_cancel--> CANCELLING
+    CANCELLING --record_shipment_cancelled--> CANCELLED
+    CANCELLING --ship--> SHIPPED
+    CANCELLING --expire--> CONFIRMED
+    CONFIRMED --record_shipment_cancelled--> CANCELLED
+
+CANCELLING is a semantic lock: a confirmed order is cancelled only once
+shipping has cancelled its shipment, under the shipment's row lock, where a
+dispatch cannot cross it. Shipping's answer decides: "shipment cancelled"
+(CANCELLED, then refund and release) or "already dispatched" (SHIPPED). The
+deadlines of PENDING and CANCELLING end in ``expire``: a PENDING order is
+cancelled (reason "timeout"), a CANCELLING one goes back to CONFIRMED (its
+shipment is still shippable; the request is withdrawn), so the outcome is never
+decided without shipping. A shipment cancelled anyway (shipping had taken the
+request just before the deadline) still cancels the order from CONFIRMED.
 
 SHIPPED and CANCELLED are final.
 """
@@ -27,7 +42,10 @@ class Action(StrEnum):
     RECORD_PAYMENT_RESULT = "record_payment_result"
     CONFIRM = "confirm"
     CANCEL = "cancel"
+    REQUEST_CANCEL = "request_cancel"
+    RECORD_SHIPMENT_CANCELLED = "record_shipment_cancelled"
     SHIP = "ship"
+    EXPIRE = "expire"
 
 
 TRANSITIONS: dict[tuple[Status, Action], Status] = {
@@ -35,13 +53,22 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.PENDING, Action.RECORD_PAYMENT_RESULT): Status.PENDING,
     (Status.PENDING, Action.CONFIRM): Status.CONFIRMED,
     (Status.PENDING, Action.CANCEL): Status.CANCELLED,
-    (Status.CONFIRMED, Action.CANCEL): Status.CANCELLED,
+    (Status.PENDING, Action.EXPIRE): Status.CANCELLED,
+    (Status.CONFIRMED, Action.REQUEST_CANCEL): Status.CANCELLING,
+    (Status.CONFIRMED, Action.RECORD_SHIPMENT_CANCELLED): Status.CANCELLED,
     (Status.CONFIRMED, Action.SHIP): Status.SHIPPED,
+    (Status.CANCELLING, Action.REQUEST_CANCEL): Status.CANCELLING,
+    (Status.CANCELLING, Action.RECORD_SHIPMENT_CANCELLED): Status.CANCELLED,
+    (Status.CANCELLING, Action.SHIP): Status.SHIPPED,
+    (Status.CANCELLING, Action.EXPIRE): Status.CONFIRMED,
 }
 
 FINAL_STATES = frozenset(
     status for status in Status if not any(src == status for src, _ in TRANSITIONS)
 )
+
+# The states in which the saga waits for another app, each with a deadline.
+WAITING_STATES = frozenset({Status.PENDING, Status.CANCELLING})
 
 
 def can(status: str, action: Action) -> bool:

@@ -18,3 +18,9 @@ def prune_idempotency_keys() -> int:
     if deleted:
         logger.info("pruned %s expired idempotency key(s)", deleted)
     return deleted
+
+
+@shared_task(name="orders.tasks.expire_overdue")
+def expire_overdue() -> int:
+    """Resolve the orders past their deadline (see ``orders.services.order_expire``)."""
+    return services.order_expire_overdue()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from outbox import streams
 from outbox.models import DeadLetter, OutboxEvent
@@ -21,7 +23,11 @@ def _group_info(client: redis.Redis, partition: int) -> dict[str, dict[str, Any]
 
 
 def status() -> dict[str, Any]:
-    """Unpublished count and age, dead letters, and per group its pending count and lag."""
+    """Unpublished count and age, dead letters, and per group its pending count and lag.
+
+    Then whatever the callables named in ``OUTBOX_STATUS_HOOKS`` (dotted paths)
+    return, merged in: the project's own figures, such as its stuck work.
+    """
     unpublished = OutboxEvent.objects.filter(published_at__isnull=True)
     oldest = unpublished.aggregate(oldest=Min("occurred_at"))["oldest"]
     client = streams.get_redis()
@@ -48,7 +54,10 @@ def status() -> dict[str, Any]:
     for name, count in _dead_letter_counts().items():
         if name in groups:
             groups[name]["dead_letters"] = count
-    return {
+    report: dict[str, Any] = {}
+    for path in getattr(settings, "OUTBOX_STATUS_HOOKS", ()):
+        report.update(import_string(path)())
+    return report | {
         "unpublished": unpublished.count(),
         "oldest_unpublished_age_s": (
             round((timezone.now() - oldest).total_seconds(), 3) if oldest else 0.0

@@ -1,11 +1,11 @@
-"""Payments are history: read-only, but staff can refund captured ones through the service."""
+"""Payments are history: read-only, but staff can ask for captured ones to be refunded."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from payments import services
-from payments.models import Payment
+from payments.models import Payment, SimulatedProviderOperation
 from shop.admin import ReadOnlyAdmin
 
 
@@ -18,20 +18,27 @@ class PaymentAdmin(ReadOnlyAdmin):
         "amount",
         "currency",
         "status",
+        "tries",
         "failure_reason",
         "created_at",
     ]
     list_filter = ["status", "currency", "created_at"]
-    search_fields = ["=order_id", "=customer_id", "gateway_reference"]
+    search_fields = ["=order_id", "=customer_id", "charge_reference", "=charge_key"]
     readonly_fields = [
         "order_id",
         "customer_id",
         "amount",
         "currency",
+        "payment_token",
         "status",
-        "gateway_reference",
+        "charge_key",
+        "charge_reference",
+        "refund_key",
         "refund_reference",
+        "refund_requested",
         "failure_reason",
+        "tries",
+        "due_at",
         "created_at",
         "updated_at",
     ]
@@ -49,16 +56,12 @@ class PaymentAdmin(ReadOnlyAdmin):
             if status != Payment.Status.CAPTURED:
                 skipped.append(order_id)
                 continue
-            try:
-                services.payment_refund_for_order(order_id=order_id)
-            except services.GatewayError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
+            services.payment_refund_for_order(order_id=order_id)
             refunded.append(order_id)
         if refunded:
             self.message_user(
                 request,
-                f"Refunded the payments of order(s) {', '.join(map(str, refunded))}.",
+                f"Refund asked for the payments of order(s) {', '.join(map(str, refunded))}.",
                 messages.SUCCESS,
             )
         if skipped:
@@ -67,3 +70,22 @@ class PaymentAdmin(ReadOnlyAdmin):
                 f"Not captured, so not refunded: order(s) {', '.join(map(str, skipped))}.",
                 messages.WARNING,
             )
+
+
+@admin.register(SimulatedProviderOperation)
+class SimulatedProviderOperationAdmin(ReadOnlyAdmin):
+    """The simulated provider's ledger: what it was asked and what it did."""
+
+    list_display = [
+        "id",
+        "kind",
+        "idempotency_key",
+        "token",
+        "amount",
+        "status",
+        "reference",
+        "calls",
+        "created_at",
+    ]
+    list_filter = ["kind", "status", "token"]
+    search_fields = ["=idempotency_key", "reference", "charge_reference"]

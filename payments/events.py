@@ -18,7 +18,7 @@ class PaymentProcessed(Event):
 
 
 class PaymentFailed(Event):
-    """The gateway refused the charge; ``reason`` is safe to show the customer."""
+    """The provider refused the charge (or never answered); ``reason`` is safe to show the customer."""
 
     name = "payments.PaymentFailed"
     version = 1

@@ -14,11 +14,11 @@ def on_order_created(message: Message) -> None:
         customer_id=payload["customer_id"],
         amount=payload["total"],
         currency=payload.get("currency", "EUR"),
-        # No token is no card: the gateway refuses it rather than charging a default.
+        # No token is no card: the provider refuses it rather than charging a default.
         payment_token=payload.get("payment_token", ""),
     )
 
 
-@consumer.handler("orders.OrderCancelled")
+@consumer.handler("orders.OrderCancelled", versions=2)
 def on_order_cancelled(message: Message) -> None:
     services.payment_refund_for_order(order_id=message.payload["order_id"])

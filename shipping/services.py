@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 import outbox
-from shipping.events import OrderShipped, ShipmentCancelled, ShipmentCreated
+from shipping.events import (
+    OrderShipped,
+    ShipmentCancellationRefused,
+    ShipmentCancelled,
+    ShipmentCreated,
+)
 from shipping.models import Shipment
+from shop import failpoints
 from shop.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -54,28 +61,44 @@ def shipment_create_for_order(
         return shipment
 
 
-def shipment_cancel_for_order(*, order_id: int) -> Shipment | None:
-    """Cancel the order's PENDING shipment and publish ShipmentCancelled.
+def shipment_cancel_on_request(
+    *, order_id: int, customer_id: int, deadline_at: datetime | str
+) -> Shipment:
+    """Answer an order's cancel request under the shipment's row lock.
 
-    Does nothing (and logs why) when the order has no shipment, when it is
-    cancelled already, or when it has been dispatched: goods on their way are
-    not recalled here. Returns the shipment, if any.
+    This lock is where a cancel and a dispatch of one order meet: whichever
+    takes it first decides. A PENDING shipment is cancelled (ShipmentCancelled)
+    unless the request has passed ``deadline_at``; a dispatched one, or an
+    expired request, gets ShipmentCancellationRefused ("dispatched", "expired")
+    and nothing changes. A cancelled shipment is left alone (a repeated request).
+    An order without a shipment (its OrderConfirmed has not been applied) gets a
+    cancelled one, so a late OrderConfirmed cannot open it again.
     """
+    deadline = datetime.fromisoformat(deadline_at) if isinstance(deadline_at, str) else deadline_at
     with transaction.atomic():
+        failpoints.reach("shipping.cancel_request.before_lock", key=order_id)
         shipment = Shipment.objects.select_for_update().filter(order_id=order_id).first()
+        failpoints.reach("shipping.cancel_request.locked", key=order_id)
         if shipment is None:
-            logger.info("order %s was cancelled before it had a shipment: nothing to do", order_id)
-            return None
+            shipment = Shipment.objects.create(
+                order_id=order_id, customer_id=customer_id, status=Shipment.Status.CANCELLED
+            )
+            outbox.publish(ShipmentCancelled(shipment_id=shipment.pk, order_id=order_id))
+            return shipment
         if shipment.status == Shipment.Status.CANCELLED:
             logger.info("shipment %s is cancelled already", shipment.pk)
             return shipment
-        if shipment.status == Shipment.Status.DISPATCHED:
-            logger.warning(
-                "order %s was cancelled but its shipment %s was dispatched already (%s): "
-                "left as it is",
-                order_id,
-                shipment.pk,
-                shipment.tracking_number,
+        if shipment.status == Shipment.Status.DISPATCHED or timezone.now() > deadline:
+            reason = "dispatched" if shipment.status == Shipment.Status.DISPATCHED else "expired"
+            logger.info("cancel of order %s refused: %s", order_id, reason)
+            outbox.publish(
+                ShipmentCancellationRefused(
+                    shipment_id=shipment.pk,
+                    order_id=order_id,
+                    customer_id=shipment.customer_id,
+                    reason=reason,
+                    tracking_number=shipment.tracking_number,
+                )
             )
             return shipment
         shipment.status = Shipment.Status.CANCELLED
@@ -87,6 +110,8 @@ def shipment_cancel_for_order(*, order_id: int) -> Shipment | None:
 def shipment_dispatch(*, shipment_id: int) -> Shipment:
     """Dispatch a PENDING shipment with a new tracking number; publish OrderShipped.
 
+    Takes the shipment's row lock, as answering a cancel request does: a
+    shipment whose order's cancel was taken first is CANCELLED, and refused.
     Raises ``NotFound`` for an unknown shipment and ``Conflict`` for one that is
     cancelled or dispatched already (nothing changes then).
     """
@@ -94,10 +119,12 @@ def shipment_dispatch(*, shipment_id: int) -> Shipment:
         shipment = Shipment.objects.select_for_update().filter(pk=shipment_id).first()
         if shipment is None:
             raise NotFound(f"Shipment {shipment_id} does not exist.")
+        failpoints.reach("shipping.dispatch.locked", key=shipment.order_id)
         if shipment.status != Shipment.Status.PENDING:
             raise Conflict(
                 f"Shipment {shipment_id} is {shipment.get_status_display().lower()} "
-                "and cannot be dispatched."
+                "and cannot be dispatched"
+                + (": its order was cancelled." if shipment.status == "CANCELLED" else ".")
             )
         # 16**10 numbers make a clash unlikely; the unique constraint makes it impossible.
         for _ in range(TRACKING_ATTEMPTS):

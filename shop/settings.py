@@ -302,3 +302,34 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+
+# --- The saga: the payment provider, retries of its calls, deadlines ------------------
+# The payment provider (a class taking no arguments); the simulated one keeps its own ledger.
+PAYMENTS_PROVIDER = env.str("PAYMENTS_PROVIDER", default="payments.simulated.SimulatedProvider")
+# Send the provider call as a Celery task right after the intent commits (else: beat's poll).
+PAYMENTS_DISPATCH_ON_COMMIT = env.bool("PAYMENTS_DISPATCH_ON_COMMIT", default=True)
+# An open charge or refund not answered after this long is sent again by beat.
+PAYMENTS_RESEND_AFTER_S = env.float("PAYMENTS_RESEND_AFTER_S", default=30.0)
+# After a provider call without an answer: first delay, doubling per try, capped.
+PAYMENTS_RETRY_BACKOFF_S = env.float("PAYMENTS_RETRY_BACKOFF_S", default=1.0)
+PAYMENTS_RETRY_BACKOFF_MAX_S = env.float("PAYMENTS_RETRY_BACKOFF_MAX_S", default=60.0)
+# Tries of a charge that gets no answer before it is recorded as failed.
+PAYMENTS_MAX_TRIES = env.int("PAYMENTS_MAX_TRIES", default=5)
+PAYMENTS_POLL_INTERVAL_S = env.float("PAYMENTS_POLL_INTERVAL_S", default=5.0)
+# How long a PENDING or CANCELLING order waits for the other apps before it is resolved.
+ORDERS_DEADLINE_S = env.float("ORDERS_DEADLINE_S", default=120.0)
+ORDERS_DEADLINE_POLL_INTERVAL_S = env.float("ORDERS_DEADLINE_POLL_INTERVAL_S", default=5.0)
+# Named hold points (shop.failpoints) for tests that force an ordering; off in production.
+FAILPOINTS_ENABLED = env.bool("FAILPOINTS_ENABLED", default=False)
+# Callables whose dicts are merged into outbox_status and /api/outbox/status/.
+OUTBOX_STATUS_HOOKS = ["orders.selectors.deadline_report"]
+CELERY_BEAT_SCHEDULE |= {
+    "payments-resend-due": {
+        "task": "payments.tasks.resend_due",
+        "schedule": PAYMENTS_POLL_INTERVAL_S,
+    },
+    "orders-expire-overdue": {
+        "task": "orders.tasks.expire_overdue",
+        "schedule": ORDERS_DEADLINE_POLL_INTERVAL_S,
+    },
+}

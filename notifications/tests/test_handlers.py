@@ -3,6 +3,7 @@ import uuid
 import pytest
 
 from notifications.models import Notification
+from outbox.models import OutboxEvent
 from outbox.testing import deliver
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,16 @@ def shipped(customer_id: int) -> dict:
     }
 
 
+def cancellation_refused(customer_id: int, reason_code: str = "already_shipped") -> dict:
+    return {
+        "order_id": 42,
+        "customer_id": customer_id,
+        "reason": "The order had been dispatched already.",
+        "reason_code": reason_code,
+        "status": "SHIPPED" if reason_code == "already_shipped" else "CONFIRMED",
+    }
+
+
 CASES = [
     ("orders.OrderCreated", created, "order", "order_created", "We received your order #42"),
     ("orders.OrderConfirmed", confirmed, "order", "order_confirmed", "Your order #42 is confirmed"),
@@ -63,6 +74,13 @@ CASES = [
         "shipment",
         "order_shipped",
         "Your order #42 is on its way",
+    ),
+    (
+        "orders.OrderCancellationRefused",
+        cancellation_refused,
+        "order",
+        "cancellation_refused",
+        "We could not cancel your order #42",
     ),
 ]
 
@@ -96,6 +114,39 @@ def test_each_order_event_notifies_the_customer_once(
     assert notification.order_id == 42
     assert notification.email_sent is True
     assert [(mail.to, mail.subject) for mail in mailoutbox] == [(["alice@example.com"], subject)]
+    # the order's timeline learns that the customer was told, once
+    assert list(
+        OutboxEvent.objects.filter(event_type="notifications.CustomerNotified").values_list(
+            "aggregate_id", "payload"
+        )
+    ) == [
+        (
+            "42",
+            {
+                "order_id": 42,
+                "notification_id": notification.pk,
+                "customer_id": customer.pk,
+                "kind": kind,
+            },
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reason_code", "says"),
+    [("already_shipped", "dispatched already"), ("timeout", "could not confirm it in time")],
+)
+def test_a_refused_cancel_tells_the_customer_why(customer, reason_code, says):
+    deliver(
+        "notifications",
+        "orders.OrderCancellationRefused",
+        cancellation_refused(customer.pk, reason_code),
+        aggregate_type="order",
+    )
+
+    body = Notification.objects.get(customer_id=customer.pk).body
+    assert "you asked us to cancel your order #42, but" in body
+    assert says in body
 
 
 def test_order_created_lists_the_lines_and_total(customer, django_capture_on_commit_callbacks):
@@ -163,3 +214,5 @@ def test_user_created_welcomes_the_user_once(
     assert [(mail.to, mail.subject) for mail in mailoutbox] == [
         (["alice@example.com"], "Welcome to the shop")
     ]
+    # no order, so nothing for an order's timeline
+    assert not OutboxEvent.objects.filter(event_type="notifications.CustomerNotified").exists()

@@ -125,3 +125,65 @@ def order_shipped(order: Order, **kwargs: Any) -> bool:
         aggregate_id=500 + order.pk,
         **kwargs,
     )
+
+
+def shipment_cancelled(order: Order, **kwargs: Any) -> bool:
+    """Shipping's answer to a cancel request: the shipment was cancelled."""
+    return deliver(
+        "orders",
+        "shipping.ShipmentCancelled",
+        {"shipment_id": 500 + order.pk, "order_id": order.pk},
+        aggregate_type="shipment",
+        aggregate_id=500 + order.pk,
+        **kwargs,
+    )
+
+
+def cancellation_refused(order: Order, reason: str = "dispatched", **kwargs: Any) -> bool:
+    """Shipping's other answer: "dispatched" or "expired"."""
+    return deliver(
+        "orders",
+        "shipping.ShipmentCancellationRefused",
+        {
+            "shipment_id": 500 + order.pk,
+            "order_id": order.pk,
+            "customer_id": order.customer_id,
+            "reason": reason,
+            "tracking_number": f"TRACK-{order.pk}" if reason == "dispatched" else "",
+        },
+        aggregate_type="shipment",
+        aggregate_id=500 + order.pk,
+        **kwargs,
+    )
+
+
+def confirm(order: Order) -> Order:
+    """Both saga replies: the order is CONFIRMED."""
+    stock_reserved(order)
+    payment_processed(order)
+    order.refresh_from_db()
+    return order
+
+
+def timeline_project(order: Order, foreign: dict[str, tuple[str, int, dict]]) -> None:
+    """Project the order's own events (from the log) and ``foreign`` ones into its timeline.
+
+    ``foreign`` maps another app's event type to (aggregate_type, aggregate_id, payload).
+    """
+    for event_type, payload in order_events(order.pk):
+        deliver(
+            "orders-timeline",
+            event_type,
+            payload,
+            aggregate_type="order",
+            aggregate_id=order.pk,
+            version=2 if event_type == "orders.OrderCancelled" else 1,
+        )
+    for event_type, (aggregate_type, aggregate_id, payload) in foreign.items():
+        deliver(
+            "orders-timeline",
+            event_type,
+            payload,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+        )

@@ -64,26 +64,46 @@ def test_the_order_page_shows_lines_and_the_timeline_read_only(admin_client, ord
     assert 'name="_save"' not in content
 
 
+def confirmed(customer_id: int = 7) -> Order:
+    order = place(customer_id, [("SKU-1", 1)])
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+    services.order_record_payment_result(order_id=order.pk, captured=True)
+    return order
+
+
 def test_cancel_action_goes_through_the_service(admin_client, order):
-    shipped = place(7, [("SKU-1", 1)])
-    services.order_record_stock_result(order_id=shipped.pk, reserved=True)
-    services.order_record_payment_result(order_id=shipped.pk, captured=True)
+    paid = confirmed()
+    shipped = confirmed()
     services.order_mark_shipped(order_id=shipped.pk)
 
     response = admin_client.post(
         "/admin/orders/order/",
-        {"action": "cancel_selected_orders", "_selected_action": [order.pk, shipped.pk]},
+        {"action": "cancel_selected_orders", "_selected_action": [order.pk, paid.pk, shipped.pk]},
         follow=True,
     )
 
     assert response.status_code == 200
     order.refresh_from_db()
+    paid.refresh_from_db()
     shipped.refresh_from_db()
     assert (order.status, order.cancel_reason) == ("CANCELLED", services.STAFF_CANCEL_REASON)
     assert order_events(order.pk)[-1][0] == "orders.OrderCancelled"
+    assert paid.status == Order.Status.CANCELLING
+    assert order_events(paid.pk)[-1][0] == "orders.OrderCancellationRequested"
     assert shipped.status == Order.Status.SHIPPED
     messages = [str(message) for message in response.context["messages"]]
     assert messages == [
         "Cancelled 1 order(s).",
-        f"Not cancelled: #{shipped.pk}: cannot cancel: the order is SHIPPED",
+        "Asked shipping to cancel the shipment of 1 confirmed order(s): they are CANCELLING "
+        "until it answers.",
+        f"Not cancelled: #{shipped.pk}: cannot request cancel: the order is SHIPPED",
     ]
+
+
+def test_the_order_page_draws_the_saga(admin_client, order):
+    response = admin_client.get(f"/admin/orders/order/{order.pk}/change/")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in content
+    assert "reserve stock" in content and "charge payment" in content

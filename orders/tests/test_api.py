@@ -8,11 +8,15 @@ from orders import services
 from orders.models import IdempotencyKey, Order, TimelineEntry
 from orders.tests.factories import (
     age_idempotency_key,
+    confirm,
     order_events,
+    order_shipped,
     payment_processed,
     place,
     seed_product,
+    shipment_cancelled,
     stock_reserved,
+    timeline_project,
 )
 from outbox.testing import deliver
 
@@ -396,15 +400,40 @@ def test_cancel_my_pending_order(alice):
     assert order_events(order.pk)[-1][0] == "orders.OrderCancelled"
 
 
-def test_cancel_my_confirmed_order(alice):
+def test_cancel_my_confirmed_order_is_accepted_and_asks_shipping_first(alice):
     order = place(alice.pk)
     stock_reserved(order)
     payment_processed(order)
 
+    # when
     response = client_for(alice).post(f"{URL}{order.pk}/cancel/")
+    again = client_for(alice).post(f"{URL}{order.pk}/cancel/")
 
-    assert response.status_code == 200
-    assert order_events(order.pk)[-1][1]["previous_status"] == "CONFIRMED"
+    # then: 202, CANCELLING, one request to shipping
+    assert (response.status_code, again.status_code) == (202, 202)
+    assert response.json()["status"] == again.json()["status"] == "CANCELLING"
+    assert [event for event, _ in order_events(order.pk)][-1] == "orders.OrderCancellationRequested"
+    assert [event for event, _ in order_events(order.pk)].count(
+        "orders.OrderCancellationRequested"
+    ) == 1
+
+    # when shipping cancels the shipment, the end state shows on GET
+    shipment_cancelled(order)
+    detail = client_for(alice).get(f"{URL}{order.pk}/").json()
+    assert (detail["status"], detail["cancel_reason_code"]) == ("CANCELLED", "customer_request")
+    assert order_events(order.pk)[-1][1]["previous_status"] == "CANCELLING"
+
+
+def test_cancel_of_a_confirmed_order_that_had_shipped_ends_shipped(alice):
+    order = confirm(place(alice.pk))
+    assert client_for(alice).post(f"{URL}{order.pk}/cancel/").status_code == 202
+
+    # when shipping had dispatched it already
+    order_shipped(order)
+
+    # then
+    assert client_for(alice).get(f"{URL}{order.pk}/").json()["status"] == "SHIPPED"
+    assert client_for(alice).post(f"{URL}{order.pk}/cancel/").status_code == 409
 
 
 def test_cancelling_someone_elses_order_is_404_and_changes_nothing(alice, bob):
@@ -446,6 +475,57 @@ def test_cancelling_a_shipped_or_cancelled_order_is_409_and_changes_nothing(alic
     assert response.status_code == 409
     assert final in response.json()["detail"]
     assert (Order.objects.values().get(pk=order.pk), order_events(order.pk)) == before
+
+
+# --- the saga, drawn ------------------------------------------------------------------------
+
+
+def test_staff_see_the_saga_as_steps_and_as_a_picture(alice, staff):
+    order = confirm(place(alice.pk))
+    timeline_project(
+        order,
+        {
+            "inventory.StockReserved": (
+                "reservation",
+                order.pk,
+                {"order_id": order.pk, "lines": [{"sku": "SKU-1", "quantity": 1}]},
+            ),
+            "payments.PaymentProcessed": (
+                "payment",
+                order.pk,
+                {"order_id": order.pk, "payment_id": 1, "amount": "10.00", "currency": "EUR"},
+            ),
+        },
+    )
+
+    # when
+    steps = client_for(staff).get(f"{URL}{order.pk}/saga/")
+    picture = client_for(staff).get(f"{URL}{order.pk}/saga/", {"format": "svg"})
+
+    # then
+    assert steps.status_code == 200
+    body = steps.json()
+    assert (body["id"], body["status"]) == (order.pk, "CONFIRMED")
+    by_name = {step["name"]: step for step in body["steps"]}
+    assert by_name["reserve stock"]["state"] == by_name["charge payment"]["state"] == "done"
+    assert by_name["confirm"]["state"] == "done"
+    assert by_name["ship"]["state"] == "waiting"
+    assert by_name["refund payment"]["state"] == "not needed"
+    assert by_name["reserve stock"]["duration_s"] >= 0
+    assert picture.status_code == 200
+    assert picture["Content-Type"] == "image/svg+xml; charset=utf-8"
+    svg = picture.content.decode()
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert "reserve stock" in svg and f"Order #{order.pk}" in svg
+
+
+def test_the_saga_is_for_staff_only(alice, staff):
+    order = place(alice.pk)
+
+    assert client_for(alice).get(f"{URL}{order.pk}/saga/").status_code == 403
+    missing = client_for(staff).get(f"{URL}999999/saga/", {"format": "svg"})
+    assert missing.status_code == 404
+    assert "not found" in missing.content.decode()
 
 
 def test_the_schema_documents_the_orders_endpoints(staff):

@@ -37,6 +37,8 @@ def test_the_orders_group_handles_the_saga_replies_and_the_catalogue():
         "payments.PaymentProcessed",
         "payments.PaymentFailed",
         "shipping.OrderShipped",
+        "shipping.ShipmentCancelled",
+        "shipping.ShipmentCancellationRefused",
         "inventory.ProductChanged",
     }
 
@@ -90,7 +92,7 @@ def test_stock_reservation_failed_cancels_with_the_shortage_as_reason():
     assert order_events(order.pk)[-1][1]["reason_code"] == "out_of_stock"
 
 
-def test_payment_failed_cancels_with_the_gateway_reason():
+def test_payment_failed_cancels_with_the_providers_reason():
     order = place()
 
     payment_failed(order)

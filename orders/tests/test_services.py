@@ -1,7 +1,9 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from orders import services
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine
@@ -436,15 +438,13 @@ def confirmed_order() -> Order:
     return order
 
 
-@pytest.mark.parametrize("make", [pending_order, confirmed_order], ids=["pending", "confirmed"])
-def test_customer_cancels_a_pending_or_confirmed_order(make):
-    order = make()
-    previous = order.status
+def test_customer_cancels_a_pending_order_at_once():
+    order = pending_order()
 
     cancelled = services.order_cancel(order_id=order.pk, customer_id=7)
 
     assert cancelled.status == Order.Status.CANCELLED
-    assert cancelled.cancel_reason_code == "customer_request"
+    assert (cancelled.cancel_reason_code, cancelled.deadline_at) == ("customer_request", None)
     assert order_events(order.pk)[-1] == (
         "orders.OrderCancelled",
         {
@@ -452,9 +452,160 @@ def test_customer_cancels_a_pending_or_confirmed_order(make):
             "customer_id": 7,
             "reason": services.CUSTOMER_CANCEL_REASON,
             "reason_code": "customer_request",
-            "previous_status": previous,
+            "previous_status": "PENDING",
         },
     )
+
+
+def test_cancelling_a_confirmed_order_asks_shipping_and_holds_it_cancelling(settings):
+    settings.ORDERS_DEADLINE_S = 60.0
+    order = confirmed_order()
+
+    # when
+    before = timezone.now()
+    cancelling = services.order_cancel(order_id=order.pk, customer_id=7)
+    again = services.order_cancel(order_id=order.pk, reason=services.STAFF_CANCEL_REASON)
+
+    # then: no OrderCancelled yet (nothing is given back), one request to shipping
+    assert cancelling.status == again.status == Order.Status.CANCELLING
+    assert cancelling.cancel_reason_code == "customer_request"
+    assert before + timedelta(seconds=59) < cancelling.deadline_at < before + timedelta(seconds=61)
+    assert order_events(order.pk)[-1] == (
+        "orders.OrderCancellationRequested",
+        {
+            "order_id": order.pk,
+            "customer_id": 7,
+            "reason": services.CUSTOMER_CANCEL_REASON,
+            "deadline_at": cancelling.deadline_at.isoformat(),
+        },
+    )
+    assert [event for event, _ in order_events(order.pk)].count("orders.OrderCancelled") == 0
+
+
+def test_shipment_cancelled_ends_a_cancelling_order_cancelled():
+    order = confirmed_order()
+    services.order_cancel(order_id=order.pk, customer_id=7)
+
+    cancelled = services.order_record_shipment_cancelled(order_id=order.pk)
+
+    assert (cancelled.status, cancelled.deadline_at) == (Order.Status.CANCELLED, None)
+    assert order_events(order.pk)[-1] == (
+        "orders.OrderCancelled",
+        {
+            "order_id": order.pk,
+            "customer_id": 7,
+            "reason": services.CUSTOMER_CANCEL_REASON,
+            "reason_code": "customer_request",
+            "previous_status": "CANCELLING",
+        },
+    )
+
+
+def test_dispatch_that_came_first_ends_a_cancelling_order_shipped_and_says_so():
+    order = confirmed_order()
+    services.order_cancel(order_id=order.pk, customer_id=7)
+
+    shipped = services.order_mark_shipped(order_id=order.pk)
+
+    assert (shipped.status, shipped.cancel_reason_code, shipped.deadline_at) == (
+        Order.Status.SHIPPED,
+        "",
+        None,
+    )
+    assert order_events(order.pk)[-1] == (
+        "orders.OrderCancellationRefused",
+        {
+            "order_id": order.pk,
+            "customer_id": 7,
+            "reason": services.ALREADY_SHIPPED_REASON,
+            "reason_code": "already_shipped",
+            "status": "SHIPPED",
+        },
+    )
+    with pytest.raises(Conflict):
+        services.order_record_shipment_cancelled(order_id=order.pk)
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"), [("dispatched", "SHIPPED"), ("expired", "CONFIRMED")]
+)
+def test_shippings_refusal_resolves_a_cancelling_order(reason, status):
+    order = confirmed_order()
+    services.order_cancel(order_id=order.pk, customer_id=7)
+
+    resolved = services.order_record_cancellation_refused(order_id=order.pk, reason=reason)
+
+    assert resolved.status == status
+    assert order_events(order.pk)[-1][0] == "orders.OrderCancellationRefused"
+    with pytest.raises(Conflict):
+        services.order_record_cancellation_refused(order_id=order.pk, reason=reason)
+
+
+# --- deadlines ---------------------------------------------------------------------------
+
+
+def test_a_pending_order_past_its_deadline_is_cancelled_with_reason_timeout():
+    order = pending_order()
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+
+    # when
+    early = services.order_expire(order_id=order.pk)
+    late = services.order_expire(order_id=order.pk, now=order.deadline_at + timedelta(seconds=1))
+
+    # then
+    assert early is None
+    assert (late.status, late.cancel_reason_code, late.cancel_reason) == (
+        Order.Status.CANCELLED,
+        "timeout",
+        "No answer in time from payment.",
+    )
+    assert order_events(order.pk)[-1][1]["reason_code"] == "timeout"
+    assert services.order_expire(order_id=order.pk, now=timezone.now() + timedelta(days=1)) is None
+
+
+def test_a_cancelling_order_past_its_deadline_keeps_its_shipment_and_goes_back_to_confirmed():
+    order = confirmed_order()
+    cancelling = services.order_cancel(order_id=order.pk, customer_id=7)
+
+    # when
+    confirmed = services.order_expire(
+        order_id=order.pk, now=cancelling.deadline_at + timedelta(seconds=1)
+    )
+
+    # then: never cancelled without shipping's word; the customer is told
+    assert (confirmed.status, confirmed.cancel_reason_code, confirmed.deadline_at) == (
+        Order.Status.CONFIRMED,
+        "",
+        None,
+    )
+    assert order_events(order.pk)[-1] == (
+        "orders.OrderCancellationRefused",
+        {
+            "order_id": order.pk,
+            "customer_id": 7,
+            "reason": services.CANCEL_TIMEOUT_REASON,
+            "reason_code": "timeout",
+            "status": "CONFIRMED",
+        },
+    )
+    # a shipment cancelled just before the deadline still cancels it
+    cancelled = services.order_record_shipment_cancelled(order_id=order.pk)
+    assert cancelled.status == Order.Status.CANCELLED
+    assert cancelled.cancel_reason == services.LATE_SHIPMENT_CANCEL_REASON
+
+
+def test_expire_overdue_resolves_only_the_orders_past_their_deadline():
+    overdue, waiting, confirmed = pending_order(), pending_order(), confirmed_order()
+    Order.objects.filter(pk=overdue.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
+
+    assert services.order_expire_overdue() == 1
+
+    statuses = dict(
+        Order.objects.filter(pk__in=[overdue.pk, waiting.pk, confirmed.pk]).values_list(
+            "pk", "status"
+        )
+    )
+    assert statuses == {overdue.pk: "CANCELLED", waiting.pk: "PENDING", confirmed.pk: "CONFIRMED"}
 
 
 def test_staff_cancel_any_order():

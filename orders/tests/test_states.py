@@ -1,7 +1,7 @@
 import pytest
 
 from orders.models import Order
-from orders.states import FINAL_STATES, TRANSITIONS, Action, can, next_status
+from orders.states import FINAL_STATES, TRANSITIONS, WAITING_STATES, Action, can, next_status
 from shop.errors import Conflict
 
 S = Order.Status
@@ -13,10 +13,28 @@ def test_the_table_is_the_whole_state_machine():
         (S.PENDING, Action.RECORD_PAYMENT_RESULT): S.PENDING,
         (S.PENDING, Action.CONFIRM): S.CONFIRMED,
         (S.PENDING, Action.CANCEL): S.CANCELLED,
-        (S.CONFIRMED, Action.CANCEL): S.CANCELLED,
+        (S.PENDING, Action.EXPIRE): S.CANCELLED,
+        # a confirmed order is cancelled only once shipping has cancelled its shipment
+        (S.CONFIRMED, Action.REQUEST_CANCEL): S.CANCELLING,
+        (S.CONFIRMED, Action.RECORD_SHIPMENT_CANCELLED): S.CANCELLED,
         (S.CONFIRMED, Action.SHIP): S.SHIPPED,
+        (S.CANCELLING, Action.REQUEST_CANCEL): S.CANCELLING,
+        (S.CANCELLING, Action.RECORD_SHIPMENT_CANCELLED): S.CANCELLED,
+        (S.CANCELLING, Action.SHIP): S.SHIPPED,
+        (S.CANCELLING, Action.EXPIRE): S.CONFIRMED,
     }
     assert FINAL_STATES == {S.SHIPPED, S.CANCELLED}
+    assert WAITING_STATES == {S.PENDING, S.CANCELLING}
+
+
+def test_no_path_leads_from_cancelling_to_cancelled_but_shippings_answer():
+    # The semantic lock: only "shipment cancelled" ends a CANCELLING order cancelled.
+    into_cancelled = {
+        action
+        for (src, action), dst in TRANSITIONS.items()
+        if src == S.CANCELLING and dst == S.CANCELLED
+    }
+    assert into_cancelled == {Action.RECORD_SHIPMENT_CANCELLED}
 
 
 @pytest.mark.parametrize("status", list(S))

@@ -83,6 +83,27 @@ def foreign_payloads(order_id: int, customer_id: int = 7) -> dict[str, tuple[str
             shipment_id,
             {"shipment_id": shipment_id, "order_id": order_id},
         ),
+        "shipping.ShipmentCancellationRefused": (
+            "shipment",
+            shipment_id,
+            {
+                "shipment_id": shipment_id,
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "reason": "dispatched",
+                "tracking_number": "TRACK-1",
+            },
+        ),
+        "notifications.CustomerNotified": (
+            "notification",
+            order_id,
+            {
+                "order_id": order_id,
+                "notification_id": 3,
+                "customer_id": customer_id,
+                "kind": "order_created",
+            },
+        ),
     }
 
 
@@ -124,6 +145,8 @@ def test_the_timeline_group_handles_every_event_that_concerns_an_order():
             "orders.OrderCreated",
             "orders.OrderConfirmed",
             "orders.OrderCancelled",
+            "orders.OrderCancellationRequested",
+            "orders.OrderCancellationRefused",
             "inventory.StockReserved",
             "inventory.StockReservationFailed",
             "inventory.StockReleased",
@@ -133,6 +156,8 @@ def test_the_timeline_group_handles_every_event_that_concerns_an_order():
             "shipping.ShipmentCreated",
             "shipping.OrderShipped",
             "shipping.ShipmentCancelled",
+            "shipping.ShipmentCancellationRefused",
+            "notifications.CustomerNotified",
         }
     )
 
@@ -144,11 +169,14 @@ def test_each_timeline_handler_projects_its_event_once():
         "orders.OrderCreated": {"order_id": order_id, "customer_id": 7},
         "orders.OrderConfirmed": {"order_id": order_id, "customer_id": 7},
         "orders.OrderCancelled": {"order_id": order_id, "customer_id": 7},
+        "orders.OrderCancellationRequested": {"order_id": order_id, "customer_id": 7},
+        "orders.OrderCancellationRefused": {"order_id": order_id, "customer_id": 7},
     }
     payloads = {
         **{event_type: ("order", order_id, payload) for event_type, payload in own.items()},
         **foreign_payloads(order_id),
     }
+    assert set(payloads) == set(TIMELINE_EVENT_TYPES)
     event_ids = {event_type: uuid.uuid4() for event_type in payloads}
 
     # when

@@ -2,7 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from payments import services
+from payments.models import Payment
+from payments.tests.factories import payment_row
 from shop.services import auth_token_issue
 
 
@@ -29,19 +30,16 @@ def staff_user(db):
 
 @pytest.fixture
 def payments(alice, bob):
-    def pay(order_id, user, token="tok_visa", amount="10.00"):
-        return services.payment_charge_for_order(
-            order_id=order_id,
-            customer_id=user.pk,
-            amount=amount,
-            currency="EUR",
-            payment_token=token,
-        )
-
     return {
-        "alice_ok": pay(101, alice),
-        "alice_declined": pay(102, alice, token="tok_chargeDeclined", amount="20.00"),
-        "bob_ok": pay(201, bob),
+        "alice_ok": payment_row(101, alice.pk),
+        "alice_declined": payment_row(
+            102,
+            alice.pk,
+            status=Payment.Status.FAILED,
+            amount="20.00",
+            failure_reason="card declined",
+        ),
+        "bob_ok": payment_row(201, bob.pk),
     }
 
 
@@ -105,9 +103,9 @@ def test_detail_of_own_payment(alice, payments):
 
 
 def test_detail_shows_a_refund(alice, payments):
-    services.payment_refund_for_order(order_id=101)
+    refunded = payment_row(103, alice.pk, status=Payment.Status.REFUNDED)
 
-    response = client_for(alice).get(f"/api/payments/{payments['alice_ok'].pk}/")
+    response = client_for(alice).get(f"/api/payments/{refunded.pk}/")
 
     assert response.json()["status"] == "REFUNDED"
 

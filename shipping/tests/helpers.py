@@ -1,6 +1,10 @@
+from datetime import timedelta
+
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from outbox.models import OutboxEvent
+from shipping import services
 from shipping.models import Shipment
 
 LINES = [{"sku": "KB-001", "quantity": 2}, {"sku": "MS-002", "quantity": 1}]
@@ -16,3 +20,11 @@ def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+def request_cancel(order_id: int, customer_id: int = 3, *, expired: bool = False) -> Shipment:
+    """Answer an order's cancel request, as the handler of OrderCancellationRequested does."""
+    deadline = timezone.now() + timedelta(minutes=-1 if expired else 2)
+    return services.shipment_cancel_on_request(
+        order_id=order_id, customer_id=customer_id, deadline_at=deadline.isoformat()
+    )

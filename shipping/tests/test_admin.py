@@ -2,7 +2,7 @@ import pytest
 
 from shipping import services
 from shipping.models import Shipment
-from shipping.tests.helpers import LINES
+from shipping.tests.helpers import LINES, request_cancel
 
 pytestmark = pytest.mark.django_db
 
@@ -11,7 +11,7 @@ def test_the_admin_action_dispatches_and_reports_per_shipment(admin_client):
     # given
     pending = services.shipment_create_for_order(order_id=1, customer_id=3, lines=LINES)
     cancelled = services.shipment_create_for_order(order_id=2, customer_id=3, lines=LINES)
-    services.shipment_cancel_for_order(order_id=2)
+    request_cancel(2)
 
     # when
     response = admin_client.post(
@@ -30,7 +30,7 @@ def test_the_admin_action_dispatches_and_reports_per_shipment(admin_client):
     assert texts == [
         f"Shipment {pending.pk} (order 1) dispatched with tracking number "
         f"{pending.tracking_number}.",
-        f"Shipment {cancelled.pk} is cancelled and cannot be dispatched.",
+        f"Shipment {cancelled.pk} is cancelled and cannot be dispatched: its order was cancelled.",
     ]
 
 

@@ -3,7 +3,7 @@ from rest_framework.test import APIClient
 
 from shipping import services
 from shipping.models import Shipment
-from shipping.tests.helpers import LINES, client_for, shipment_events
+from shipping.tests.helpers import LINES, client_for, request_cancel, shipment_events
 
 pytestmark = pytest.mark.django_db
 
@@ -134,7 +134,7 @@ def test_dispatching_twice_is_a_409(staff, shipments):
 
 def test_dispatching_a_cancelled_shipment_is_a_409(staff, shipments):
     mine, _, _ = shipments
-    services.shipment_cancel_for_order(order_id=1)
+    request_cancel(1)
 
     response = client_for(staff).post(f"/api/shipments/{mine.pk}/dispatch/")
 

@@ -1,8 +1,12 @@
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from outbox.testing import deliver
+from shipping import services
+from shipping.handlers import consumer
 from shipping.models import Shipment
 from shipping.tests.helpers import shipment_events
 
@@ -21,13 +25,12 @@ def confirmed(order_id: int = 11, customer_id: int = 5) -> dict:
     }
 
 
-def cancelled(order_id: int = 11, customer_id: int = 5) -> dict:
+def cancel_requested(order_id: int = 11, customer_id: int = 5, *, minutes: int = 2) -> dict:
     return {
         "order_id": order_id,
         "customer_id": customer_id,
         "reason": "Cancelled at the customer's request.",
-        "reason_code": "customer_request",
-        "previous_status": "CONFIRMED",
+        "deadline_at": (timezone.now() + timedelta(minutes=minutes)).isoformat(),
     }
 
 
@@ -64,13 +67,13 @@ def test_the_same_event_is_applied_once():
     assert Shipment.objects.filter(order_id=11).count() == 1
 
 
-def test_order_cancelled_cancels_the_pending_shipment_once():
+def test_a_cancel_request_cancels_the_pending_shipment_once():
     # given
     deliver_order_event("orders.OrderConfirmed", confirmed())
 
     # when
-    deliver_order_event("orders.OrderCancelled", cancelled())
-    deliver_order_event("orders.OrderCancelled", cancelled())
+    deliver_order_event("orders.OrderCancellationRequested", cancel_requested())
+    deliver_order_event("orders.OrderCancellationRequested", cancel_requested())
 
     # then
     shipment = Shipment.objects.get(order_id=11)
@@ -81,9 +84,16 @@ def test_order_cancelled_cancels_the_pending_shipment_once():
     ]
 
 
-def test_order_cancelled_before_confirmation_creates_nothing():
-    payload = cancelled(order_id=12) | {"reason_code": "out_of_stock", "previous_status": "PENDING"}
+def test_a_cancel_request_after_dispatch_is_refused():
+    deliver_order_event("orders.OrderConfirmed", confirmed())
+    shipment = services.shipment_dispatch(shipment_id=Shipment.objects.get(order_id=11).pk)
 
-    assert deliver_order_event("orders.OrderCancelled", payload) is True
+    deliver_order_event("orders.OrderCancellationRequested", cancel_requested())
 
-    assert not Shipment.objects.filter(order_id=12).exists()
+    assert Shipment.objects.get(pk=shipment.pk).status == Shipment.Status.DISPATCHED
+    assert shipment_events(shipment)[-1][1]["reason"] == "dispatched"
+
+
+def test_shipping_no_longer_reacts_to_order_cancelled():
+    # A confirmed order is cancelled only after its shipment was; a pending one has none.
+    assert "orders.OrderCancelled" not in consumer.handlers

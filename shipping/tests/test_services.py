@@ -1,11 +1,10 @@
-import logging
 import re
 
 import pytest
 
 from shipping import services
 from shipping.models import Shipment
-from shipping.tests.helpers import LINES, shipment_events
+from shipping.tests.helpers import LINES, request_cancel, shipment_events
 from shop.errors import Conflict, NotFound
 
 pytestmark = pytest.mark.django_db
@@ -46,12 +45,12 @@ def test_create_for_order_is_idempotent_per_order():
     assert [name for name, _ in shipment_events(first)] == ["shipping.ShipmentCreated"]
 
 
-def test_cancel_for_order_cancels_a_pending_shipment_and_publishes_shipment_cancelled():
+def test_a_cancel_request_cancels_a_pending_shipment_and_publishes_shipment_cancelled():
     # given
     shipment = services.shipment_create_for_order(order_id=7, customer_id=3, lines=LINES)
 
     # when
-    services.shipment_cancel_for_order(order_id=7)
+    request_cancel(7)
 
     # then
     shipment.refresh_from_db()
@@ -62,11 +61,11 @@ def test_cancel_for_order_cancels_a_pending_shipment_and_publishes_shipment_canc
     )
 
 
-def test_cancel_for_order_twice_publishes_once():
+def test_a_repeated_cancel_request_publishes_once():
     shipment = services.shipment_create_for_order(order_id=7, customer_id=3, lines=LINES)
 
-    services.shipment_cancel_for_order(order_id=7)
-    services.shipment_cancel_for_order(order_id=7)
+    request_cancel(7)
+    request_cancel(7)
 
     shipment.refresh_from_db()
     assert shipment.status == Shipment.Status.CANCELLED
@@ -76,30 +75,53 @@ def test_cancel_for_order_twice_publishes_once():
     ]
 
 
-def test_cancel_for_an_order_without_shipment_does_nothing():
-    assert services.shipment_cancel_for_order(order_id=404) is None
-    assert not Shipment.objects.filter(order_id=404).exists()
+def test_a_cancel_request_without_a_shipment_leaves_a_cancelled_one_that_cannot_be_opened():
+    # when
+    shipment = request_cancel(404, customer_id=3)
+
+    # then a late OrderConfirmed finds it and opens nothing
+    assert (shipment.status, shipment.lines) == (Shipment.Status.CANCELLED, [])
+    again = services.shipment_create_for_order(order_id=404, customer_id=3, lines=LINES)
+    assert (again.pk, again.status) == (shipment.pk, Shipment.Status.CANCELLED)
+    assert [name for name, _ in shipment_events(shipment)] == ["shipping.ShipmentCancelled"]
 
 
-def test_cancel_for_order_leaves_a_dispatched_shipment_alone_and_logs(caplog):
+def test_a_cancel_request_for_a_dispatched_shipment_is_refused_and_changes_nothing():
     # given
     shipment = services.shipment_create_for_order(order_id=7, customer_id=3, lines=LINES)
     services.shipment_dispatch(shipment_id=shipment.pk)
     shipment.refresh_from_db()
 
     # when
-    with caplog.at_level(logging.WARNING, logger="shipping.services"):
-        services.shipment_cancel_for_order(order_id=7)
+    request_cancel(7)
 
     # then
     after = Shipment.objects.get(pk=shipment.pk)
-    assert after.status == Shipment.Status.DISPATCHED
-    assert after.tracking_number == shipment.tracking_number
-    assert "dispatched already" in caplog.text
-    assert [name for name, _ in shipment_events(shipment)] == [
-        "shipping.ShipmentCreated",
-        "shipping.OrderShipped",
-    ]
+    assert (after.status, after.tracking_number) == (
+        Shipment.Status.DISPATCHED,
+        shipment.tracking_number,
+    )
+    assert shipment_events(shipment)[-1] == (
+        "shipping.ShipmentCancellationRefused",
+        {
+            "shipment_id": shipment.pk,
+            "order_id": 7,
+            "customer_id": 3,
+            "reason": "dispatched",
+            "tracking_number": shipment.tracking_number,
+        },
+    )
+
+
+def test_an_expired_cancel_request_is_refused_and_the_shipment_stays_dispatchable():
+    shipment = services.shipment_create_for_order(order_id=7, customer_id=3, lines=LINES)
+
+    request_cancel(7, expired=True)
+
+    shipment.refresh_from_db()
+    assert shipment.status == Shipment.Status.PENDING
+    assert shipment_events(shipment)[-1][1]["reason"] == "expired"
+    assert services.shipment_dispatch(shipment_id=shipment.pk).status == Shipment.Status.DISPATCHED
 
 
 def test_dispatch_sets_a_tracking_number_and_publishes_order_shipped():
@@ -153,7 +175,7 @@ def test_dispatching_a_dispatched_shipment_conflicts_and_changes_nothing():
 def test_dispatching_a_cancelled_shipment_conflicts_and_changes_nothing():
     # given
     shipment = services.shipment_create_for_order(order_id=7, customer_id=3, lines=LINES)
-    services.shipment_cancel_for_order(order_id=7)
+    request_cancel(7)
 
     # when
     with pytest.raises(Conflict):

@@ -1,4 +1,5 @@
-"""The saga end to end: through the REST API, with real Celery workers relaying and consuming."""
+"""The saga end to end: through the REST API, with real Celery workers relaying, consuming and
+calling the payment provider."""
 
 import threading
 from decimal import Decimal
@@ -14,6 +15,7 @@ from outbox.models import InboxEntry, OutboxEvent
 from outbox.replay import ReplayFilter, replay, select
 from outbox.testing import drain
 from shop.services import auth_token_issue
+from shop.tests.sagas import settle, start_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,8 +86,8 @@ def _available(sku: str) -> int:
     return APIClient().get(f"/api/products/{sku}/").json()["available"]
 
 
-def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
-    celery_worker("w1")
+def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff, settings):
+    start_worker(celery_worker, settings)
     _product(staff, "KB-1", "89.00", 5)
     alice = _sign_up("alice")
 
@@ -111,11 +113,12 @@ def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
     # the timeline is its own consumer group: it may trail the order's status
     shipped = wait_for(
         lambda: (
-            (o := alice.get(f"/api/orders/{order['id']}/").json())["timeline"][-1]["type"]
-            == "shipping.OrderShipped"
+            (o := alice.get(f"/api/orders/{order['id']}/").json())
+            and [e["type"] for e in o["timeline"]].count("notifications.CustomerNotified") == 3
+            and "shipping.OrderShipped" in [e["type"] for e in o["timeline"]]
             and o
         ),
-        message="the timeline to record the shipment",
+        message="the timeline to record the shipment and the three notifications",
     )
 
     # then stock left the warehouse, and the customer was told at each step
@@ -132,7 +135,8 @@ def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
         )
     )
     assert kinds == ["order_confirmed", "order_created", "order_shipped", "welcome"]
-    types = [entry["type"] for entry in shipped["timeline"]]
+    timeline = shipped["timeline"]
+    types = [e["type"] for e in timeline if e["type"] != "notifications.CustomerNotified"]
     assert types[0] == "orders.OrderCreated"
     assert set(types[1:3]) == {"inventory.StockReserved", "payments.PaymentProcessed"}
     assert types[3:] == [
@@ -140,11 +144,24 @@ def test_happy_path_confirms_ships_and_records_everything(celery_worker, staff):
         "shipping.ShipmentCreated",
         "shipping.OrderShipped",
     ]
+    told = [e["data"]["kind"] for e in timeline if e["type"] == "notifications.CustomerNotified"]
+    assert told == ["order_created", "order_confirmed", "order_shipped"]
     assert confirmed["cancel_reason"] in ("", None)
+    # the saga drawn for staff: every forward step done, no compensation needed
+    saga = staff.get(f"/api/orders/{order['id']}/saga/").json()
+    assert {step["name"]: step["state"] for step in saga["steps"]} == {
+        "reserve stock": "done",
+        "charge payment": "done",
+        "confirm": "done",
+        "ship": "done",
+        "notify customer": "done",
+        "release stock": "not needed",
+        "refund payment": "not needed",
+    }
 
 
-def test_out_of_stock_and_declined_payment_cancel_and_compensate(celery_worker, staff):
-    celery_worker("w1")
+def test_out_of_stock_and_declined_payment_cancel_and_compensate(celery_worker, staff, settings):
+    start_worker(celery_worker, settings)
     _product(staff, "MN-1", "249.00", 1)
     bob = _sign_up("bob")
 
@@ -173,17 +190,27 @@ def test_out_of_stock_and_declined_payment_cancel_and_compensate(celery_worker, 
     assert bob.get("/api/shipments/", {"order": declined["id"]}).json()["results"] == []
 
 
-def test_cancel_of_paid_order_refunds_and_releases_but_shipped_is_409(celery_worker, staff):
-    celery_worker("w1")
+def test_cancel_of_paid_order_refunds_and_releases_but_shipped_is_409(
+    celery_worker, staff, settings
+):
+    start_worker(celery_worker, settings)
     _product(staff, "MS-1", "29.50", 10)
     carol = _sign_up("carol")
 
     paid = _order(carol, [{"sku": "MS-1", "quantity": 3}])
     _settled(carol, paid["id"], "CONFIRMED")
+    wait_for(
+        lambda: carol.get("/api/shipments/", {"order": paid["id"]}).json()["results"],
+        message="the shipment",
+    )
     assert _available("MS-1") == 7
     response = carol.post(f"/api/orders/{paid['id']}/cancel/")
-    assert response.status_code == 200, response.content
-    assert response.json()["status"] == "CANCELLED"
+    # shipping is asked first: accepted, then cancelled once the shipment is
+    assert response.status_code == 202, response.content
+    assert response.json()["status"] == "CANCELLING"
+    _settled(carol, paid["id"], "CANCELLED")
+    shipments = carol.get("/api/shipments/", {"order": paid["id"]}).json()["results"]
+    assert [s["status"] for s in shipments] == ["CANCELLED"]
     wait_for(lambda: _available("MS-1") == 10, message="the reservation to be released")
     wait_for(
         lambda: (
@@ -210,8 +237,10 @@ def test_cancel_of_paid_order_refunds_and_releases_but_shipped_is_409(celery_wor
     assert OutboxEvent.objects.count() == events_before
 
 
-def test_forty_concurrent_orders_for_ten_in_stock_confirm_exactly_ten(celery_worker, staff):
-    celery_worker("w1")
+def test_forty_concurrent_orders_for_ten_in_stock_confirm_exactly_ten(
+    celery_worker, staff, settings
+):
+    start_worker(celery_worker, settings)
     _product(staff, "HOT-1", "10.00", 10)
     customers = [_sign_up(f"buyer{i}") for i in range(4)]
     ids: list[int] = []
@@ -264,8 +293,10 @@ def _business_state() -> dict[str, list[tuple]]:
     return state
 
 
-def test_delivering_every_event_of_a_saga_twice_changes_nothing(staff):
-    # given: full sagas (confirmed and shipped, out of stock, declined, customer-cancelled), in-process
+def test_delivering_every_event_of_a_saga_twice_changes_nothing(staff, settings):
+    # given: full sagas (confirmed and shipped, out of stock, declined, customer-cancelled),
+    # in-process: the relay, the consumers and the payment tasks run here (settle)
+    settings.PAYMENTS_DISPATCH_ON_COMMIT = False
     response = staff.post(
         "/api/products/",
         {"sku": "DUP-1", "name": "Dup", "price": "5.00", "stock": 3},
@@ -279,11 +310,12 @@ def test_delivering_every_event_of_a_saga_twice_changes_nothing(staff):
     _order(dave, [{"sku": "DUP-1", "quantity": 9}])
     _order(dave, [{"sku": "DUP-1", "quantity": 1}], token="tok_chargeDeclined")
     cancelled = _order(dave, [{"sku": "DUP-1", "quantity": 1}])
-    drain()
-    assert dave.post(f"/api/orders/{cancelled['id']}/cancel/").status_code == 200
+    settle()
+    assert dave.post(f"/api/orders/{cancelled['id']}/cancel/").status_code == 202
     shipment = dave.get("/api/shipments/", {"order": good["id"]}).json()["results"][0]
     assert staff.post(f"/api/shipments/{shipment['id']}/dispatch/").status_code == 200
-    drain()
+    settle()
+    assert dave.get(f"/api/orders/{cancelled['id']}/").json()["status"] == "CANCELLED"
     before = _business_state()
     events_before = OutboxEvent.objects.count()
     assert dave.get(f"/api/orders/{good['id']}/").json()["status"] == "SHIPPED"
@@ -291,7 +323,7 @@ def test_delivering_every_event_of_a_saga_twice_changes_nothing(staff):
     # when every event is delivered again, with the inboxes forgotten so handlers really run
     InboxEntry.objects.all().delete()
     assert replay(select(ReplayFilter())) == events_before
-    drain()
+    settle()
 
     # then nothing changed, and no handler published anything new
     assert _business_state() == before

@@ -4,6 +4,17 @@ from django.core.management import BaseCommand
 
 from outbox.status import status
 
+CORE_KEYS = {
+    "unpublished",
+    "oldest_unpublished_age_s",
+    "published",
+    "dead_letters",
+    "partitions",
+    "redis",
+    "redis_marker",
+    "groups",
+}
+
 
 class Command(BaseCommand):
     help = "Show the outbox's backlog: unpublished events, dead letters, and each group's lag."
@@ -24,6 +35,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"redis                     {report['redis']} (marker {'present' if report['redis_marker'] else 'missing'})"
         )
+        for key in sorted(set(report) - CORE_KEYS):  # from OUTBOX_STATUS_HOOKS
+            self.stdout.write(f"{key.replace('_', ' '):<26}{report[key]}")
         self.stdout.write("")
         self.stdout.write(f"{'group':<24}{'pending':>10}{'lag':>10}{'dead':>8}")
         for name, row in report["groups"].items():
