@@ -8,6 +8,8 @@ name that was wrong (``non_field_errors`` for the body as a whole).
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -29,6 +31,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.field:
             body = {exc.field: [exc.message], **body}
         return Response(body, status=exc.status_code)
+    # Django's own 404 and 403 (a view's get_object_or_404, an unknown ?format=) as DRF's.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response

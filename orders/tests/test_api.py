@@ -525,7 +525,7 @@ def test_the_saga_is_for_staff_only(alice, staff):
     assert client_for(alice).get(f"{URL}{order.pk}/saga/").status_code == 403
     missing = client_for(staff).get(f"{URL}999999/saga/", {"format": "svg"})
     assert missing.status_code == 404
-    assert "not found" in missing.content.decode()
+    assert missing.json()["code"] == "not_found"
 
 
 def test_the_schema_documents_the_orders_endpoints(staff):

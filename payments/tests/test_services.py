@@ -53,9 +53,11 @@ def charges(key) -> list[tuple[str, int]]:
 
 @pytest.mark.django_db
 def test_the_intent_is_a_pending_payment_with_its_key_and_no_call_yet(
-    settings, django_capture_on_commit_callbacks
+    settings, django_capture_on_commit_callbacks, monkeypatch
 ):
     settings.PAYMENTS_DISPATCH_ON_COMMIT = True
+    sent = []
+    monkeypatch.setattr(services, "_send_attempt", lambda *args: sent.append(args))
 
     # when
     with django_capture_on_commit_callbacks() as callbacks:
@@ -75,9 +77,10 @@ def test_the_intent_is_a_pending_payment_with_its_key_and_no_call_yet(
     assert payment.charge_key is not None and payment.due_at > timezone.now()
     assert events_for(1) == []
     assert not Operation.objects.exists()
-    assert [(c.func.__name__, c.args) for c in callbacks] == [
-        ("_send_attempt", (payment.pk, "PENDING", 0))
-    ]
+    # and after the commit, one task message asks for the provider call
+    assert len(callbacks) == 1 and sent == []
+    callbacks[0]()
+    assert sent == [(payment.pk, "PENDING", 0)]
 
 
 @pytest.mark.django_db

@@ -167,6 +167,10 @@ class Shop:
             EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
             # One client address places every order here: the limits would refuse most.
             RATELIMIT_ENABLED="false",
+            # A provider call whose Celery message Redis lost waits for beat's resend:
+            # sooner than the default 30 s, so that ten restarts fit in a test.
+            PAYMENTS_RESEND_AFTER_S="3",
+            PAYMENTS_POLL_INTERVAL_S="1",
             PROMETHEUS_MULTIPROC_DIR=str(logdir / "metrics"),
             METRICS_TOKEN="fault-test-metrics-token",
             PYTHONUNBUFFERED="1",

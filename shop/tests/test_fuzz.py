@@ -30,8 +30,10 @@ from notifications.models import Notification
 from orders import services as order_services
 from outbox.testing import drain
 from payments.models import Payment
+from payments.simulated import SimulatedProvider
 from shipping.models import Shipment
 from shop import services
+from shop.tests.sagas import settle
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -106,8 +108,16 @@ fuzz_settings = settings(
 )
 
 
+class ProviderInsideTheTestsTransaction(SimulatedProvider):
+    """The simulated provider, callable inside the transaction a ``db`` test runs in."""
+
+    @staticmethod
+    def _outside_transaction() -> None:
+        return None
+
+
 @pytest.fixture
-def fuzz_world(request, db, rate_limits, django_capture_on_commit_callbacks):
+def fuzz_world(request, db, rate_limits, settings, django_capture_on_commit_callbacks):
     """Some of everything for the fuzz to find, limits on: a catalogue, a customer, staff,
     and for operations on one object, the customer's confirmed order (its payment,
     shipment and notifications) through the real saga."""
@@ -126,12 +136,14 @@ def fuzz_world(request, db, rate_limits, django_capture_on_commit_callbacks):
     if "{" not in getattr(request.node, "operation_label", "{"):
         yield tokens
         return
+    settings.PAYMENTS_DISPATCH_ON_COMMIT = False  # settle() runs the provider calls here
+    settings.PAYMENTS_PROVIDER = f"{__name__}.ProviderInsideTheTestsTransaction"
     with django_capture_on_commit_callbacks(execute=True):
         drain()
         placed = order_services.order_place(
             customer_id=customer.pk, lines=[order_services.LineIn(sku="FUZZ-1", quantity=1)]
         )
-        drain()
+        settle()
     KNOWN.update(
         order_id=placed.order.pk,
         payment_id=Payment.objects.get(order_id=placed.order.pk).pk,
