@@ -9,13 +9,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 
 import outbox
 from notifications import messages
 from notifications.events import CustomerNotified
 from notifications.models import Notification
+from shop.db import insert_unless_exists
 
 logger = logging.getLogger(__name__)
 
@@ -41,42 +42,36 @@ def notification_send(
     Raises ``KeyError`` for an unknown ``kind`` or a context that lacks what it needs.
     """
     with transaction.atomic():
-        existing = _notification_existing(
-            customer_id=customer_id, kind=kind, order_id=order_id, event_id=event_id
-        )
-        if existing is not None:
-            logger.info(
-                "%s for customer %s (order %s) was sent already as notification %s",
-                kind,
-                customer_id,
-                order_id,
-                existing.pk,
-            )
-            return existing
-        user = get_user_model().objects.filter(pk=customer_id).first()
+        user = get_user_model().objects.filter(pk=customer_id).only("username", "email").first()
         subject, body = messages.render(
             kind,
             order_id=order_id,
             context=context,
             name=user.get_username() if user is not None else None,
         )
-        try:
-            with transaction.atomic():
-                notification = Notification.objects.create(
-                    customer_id=customer_id,
-                    kind=kind,
-                    subject=subject,
-                    body=body,
-                    order_id=order_id,
-                    event_id=event_id,
-                )
-        except IntegrityError:
-            # A concurrent delivery of the same news committed first.
+        notification = Notification(
+            customer_id=customer_id,
+            kind=kind,
+            subject=subject,
+            body=body,
+            order_id=order_id,
+            event_id=event_id,
+        )
+        # The unique constraints say what "told already" means (the same event, the
+        # same kind for the same order, a second welcome): one statement decides.
+        if not insert_unless_exists(notification):
             existing = _notification_existing(
                 customer_id=customer_id, kind=kind, order_id=order_id, event_id=event_id
             )
-            if existing is None:
-                raise
+            logger.info(
+                "%s for customer %s (order %s) was sent already as notification %s",
+                kind,
+                customer_id,
+                order_id,
+                existing.pk if existing else "?",
+            )
+            if existing is None:  # pragma: no cover - a constraint said it exists
+                raise LookupError(f"notification {kind} for customer {customer_id} vanished")
             return existing
         if order_id is not None:
             outbox.publish(

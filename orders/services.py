@@ -31,6 +31,7 @@ from orders.events import (
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
 from shop import failpoints
+from shop.db import insert_unless_exists
 from shop.errors import Conflict, DomainError, NotFound
 
 CURRENCY = "EUR"
@@ -630,15 +631,14 @@ def timeline_apply(*, message: outbox.Message) -> bool:
     is and False is returned. Used by the live consumer and by
     ``timeline_rebuild`` alike, so both build the same rows.
     """
-    with transaction.atomic():
-        _, created = TimelineEntry.objects.get_or_create(
+    # One statement: the projection runs for most events, and needs no savepoint.
+    return insert_unless_exists(
+        TimelineEntry(
+            order_id=int(message.payload["order_id"]),
             event_id=message.event_id,
-            defaults={
-                "order_id": int(message.payload["order_id"]),
-                "event_type": message.type,
-                "occurred_at": message.occurred_at,
-                "sequence": message.sequence,
-                "data": message.payload,
-            },
+            event_type=message.type,
+            occurred_at=message.occurred_at,
+            sequence=message.sequence,
+            data=message.payload,
         )
-        return created
+    )

@@ -3,9 +3,9 @@
 No money moves inside a database transaction. Each charge and each refund:
 
 1. is recorded as an intent (a PENDING or REFUNDING payment with the phase's
-   idempotency key) in the caller's transaction, the consumer's, which sends
-   ``payments.tasks.run_attempt`` once it commits (``payment_charge_for_order``,
-   ``payment_refund_for_order``);
+   idempotency key) in the caller's transaction, the consumer's, which has it
+   carried out once it commits (``payments.dispatch``: a thread of the same
+   process, or a Celery task) (``payment_charge_for_order``, ``payment_refund_for_order``);
 2. is asked of the provider outside any transaction, with that key
    (``payment_attempt_run``);
 3. has the provider's answer recorded in a new transaction, with its event
@@ -184,12 +184,10 @@ def _send_after_commit(payment: Payment) -> None:
 
 
 def _send_attempt(payment_id: int, status: str, tries: int) -> None:
-    # After commit: a lost message delays the phase until the beat finds it due.
-    from payments import tasks
+    # After commit: a lost call delays the phase until the beat finds it due.
+    from payments import dispatch
 
-    tasks.run_attempt.apply_async(
-        kwargs={"payment_id": payment_id, "status": status, "tries": tries}
-    )
+    dispatch.send(payment_id, status, tries)
 
 
 # --- asking the provider (outside any transaction) ---------------------------------------

@@ -1,9 +1,10 @@
-"""Payments' Celery tasks: each provider call runs here, outside any database transaction.
+"""Payments' Celery tasks: provider calls outside any database transaction.
 
-``run_attempt`` is sent once per charge and per refund, after the transaction
-that recorded the intent commits. No Celery message is the only record of a
-payment: ``resend_due``, on the beat, sends again every open phase whose time
-has come (its message was lost, its worker died, or it waits for a retry).
+``run_attempt`` carries out one open phase of a payment: sent after the intent
+commits when ``PAYMENTS_DISPATCH=celery`` (by default a thread of the recording
+process does it, see ``payments.dispatch``), and by ``resend_due``, on the
+beat, for every open phase whose time has come (its call was lost with its
+process, or it waits for a retry): no message is the only record of a payment.
 """
 
 from celery import shared_task

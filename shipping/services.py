@@ -20,6 +20,7 @@ from shipping.events import (
 )
 from shipping.models import Shipment
 from shop import failpoints
+from shop.db import insert_unless_exists
 from shop.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -42,17 +43,14 @@ def shipment_create_for_order(
     returned unchanged and nothing is published. Only ``sku`` and ``quantity``
     of each line are kept.
     """
+    shipment = Shipment(
+        order_id=order_id,
+        customer_id=customer_id,
+        lines=[{"sku": str(line["sku"]), "quantity": int(line["quantity"])} for line in lines],
+    )
     with transaction.atomic():
-        shipment, created = Shipment.objects.get_or_create(
-            order_id=order_id,
-            defaults={
-                "customer_id": customer_id,
-                "lines": [
-                    {"sku": str(line["sku"]), "quantity": int(line["quantity"])} for line in lines
-                ],
-            },
-        )
-        if not created:
+        if not insert_unless_exists(shipment):  # one statement: the order has one already
+            shipment = Shipment.objects.get(order_id=order_id)
             logger.info("order %s has shipment %s already: nothing to do", order_id, shipment.pk)
             return shipment
         outbox.publish(

@@ -306,8 +306,15 @@ CELERY_BEAT_SCHEDULE = {
 # --- The saga: the payment provider, retries of its calls, deadlines ------------------
 # The payment provider (a class taking no arguments); the simulated one keeps its own ledger.
 PAYMENTS_PROVIDER = env.str("PAYMENTS_PROVIDER", default="payments.simulated.SimulatedProvider")
-# Send the provider call as a Celery task right after the intent commits (else: beat's poll).
+# Carry the provider call out right after the intent commits (else: beat's poll finds it),
+# on a few threads of the recording process ("threads") or as Celery tasks ("celery").
 PAYMENTS_DISPATCH_ON_COMMIT = env.bool("PAYMENTS_DISPATCH_ON_COMMIT", default=True)
+PAYMENTS_DISPATCH = env.str("PAYMENTS_DISPATCH", default="threads")
+if PAYMENTS_DISPATCH not in ("threads", "celery"):
+    raise ImproperlyConfigured(
+        f"PAYMENTS_DISPATCH must be threads or celery, not {PAYMENTS_DISPATCH!r}"
+    )
+PAYMENTS_DISPATCH_THREADS = env.int("PAYMENTS_DISPATCH_THREADS", default=4)
 # An open charge or refund not answered after this long is sent again by beat.
 PAYMENTS_RESEND_AFTER_S = env.float("PAYMENTS_RESEND_AFTER_S", default=30.0)
 # After a provider call without an answer: first delay, doubling per try, capped.
