@@ -183,12 +183,9 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
     requested = _merge(lines)
     with transaction.atomic():
         failpoints.reach("inventory.reserve_for_order")
-        existing = Reservation.objects.filter(order_id=order_id).first()
-        if existing is not None:
-            logger.info("order %s already has a %s reservation", order_id, existing.status)
-            return existing
         products = _lock_products(requested)
-        # Another delivery of the same order may have committed while we waited for the locks.
+        # Looked up under the locks: another delivery of the same order may have
+        # committed while we waited for them.
         existing = Reservation.objects.filter(order_id=order_id).first()
         if existing is not None:
             logger.info("order %s already has a %s reservation", order_id, existing.status)
@@ -226,7 +223,18 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
                 lines=[StockLine(sku=sku, quantity=qty) for sku, qty in requested.items()],
             )
         )
-        _publish_stock_updated(requested)
+        # The rows are locked: what they hold now is what was read plus the change.
+        for sku in sorted(requested):
+            product = products[sku]
+            reserved = product.reserved + requested[sku]
+            outbox.publish(
+                StockUpdated(
+                    sku=sku,
+                    on_hand=product.on_hand,
+                    reserved=reserved,
+                    available=product.on_hand - reserved,
+                )
+            )
     return reservation
 
 

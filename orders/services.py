@@ -285,8 +285,7 @@ def order_record_stock_result(*, order_id: int, reserved: bool, reason: str = ""
             )
         elif not order.stock_reserved:
             order.stock_reserved = True
-            order.save(update_fields=["stock_reserved", "updated_at"])
-            _order_confirm_if_ready(order)
+            _order_save_confirming_if_ready(order, ["stock_reserved"])
         return order
 
 
@@ -311,17 +310,20 @@ def order_record_payment_result(*, order_id: int, captured: bool, reason: str = 
             )
         elif not order.payment_captured:
             order.payment_captured = True
-            order.save(update_fields=["payment_captured", "updated_at"])
-            _order_confirm_if_ready(order)
+            _order_save_confirming_if_ready(order, ["payment_captured"])
         return order
 
 
-def _order_confirm_if_ready(order: Order) -> None:
-    if not (order.stock_reserved and order.payment_captured):
+def _order_save_confirming_if_ready(order: Order, changed: list[str]) -> None:
+    """Save the reply just recorded, and confirm the order if it was the last one (one UPDATE)."""
+    ready = order.stock_reserved and order.payment_captured
+    if ready:
+        order.status = next_status(order.status, Action.CONFIRM)
+        order.deadline_at = None
+        changed = [*changed, "status", "deadline_at"]
+    order.save(update_fields=[*changed, "updated_at"])
+    if not ready:
         return
-    order.status = next_status(order.status, Action.CONFIRM)
-    order.deadline_at = None
-    order.save(update_fields=["status", "deadline_at", "updated_at"])
     outbox.publish(
         OrderConfirmed(
             order_id=order.pk,

@@ -291,20 +291,27 @@ def read(
     *,
     count: int,
     block_ms: int | None = None,
+    acks: Mapping[int, Sequence[str]] | None = None,
 ) -> list[tuple[int, list[Entry]]]:
     """One XREADGROUP over several partitions: ``{partition: "0" or ">"}``.
 
-    Returns ``[(partition, entries)]``. When a stream or the group is missing
-    (Redis lost its data) it recreates them from the start and returns nothing.
+    ``acks`` (entry ids per partition, whose batches have committed) are
+    acknowledged in the same round trip, just before the read. Returns
+    ``[(partition, entries)]``. When a stream or the group is missing (Redis
+    lost its data) it recreates them from the start and returns nothing.
     """
+    streams_ = {streams.stream_name(p): start for p, start in starts.items()}
     try:
-        reply = client.xreadgroup(
-            group,
-            streams.CONSUMER,
-            {streams.stream_name(p): start for p, start in starts.items()},
-            count=count,
-            block=block_ms,
-        )
+        if acks:
+            pipe = client.pipeline(transaction=False)
+            for partition, ids in acks.items():
+                pipe.xack(streams.stream_name(partition), group, *ids)
+            pipe.xreadgroup(group, streams.CONSUMER, streams_, count=count, block=block_ms)
+            reply = pipe.execute()[-1]
+        else:
+            reply = client.xreadgroup(
+                group, streams.CONSUMER, streams_, count=count, block=block_ms
+            )
     except redis.ResponseError as exc:
         if "NOGROUP" in str(exc):
             for partition in starts:

@@ -327,6 +327,8 @@ class GroupReader(Reader):
         super().__init__(**kwargs)
         self.group = group
         self.held: dict[int, _Held] = {}
+        # Entries of committed batches, acknowledged with the next read (one round trip).
+        self.unacked: dict[int, list[str]] = {}
 
     def _handover_key(self, partition: int) -> str:
         return streams.key("handover", self.group, partition)
@@ -344,6 +346,12 @@ class GroupReader(Reader):
 
     def released(self, partition: int, *, clean: bool) -> None:
         self.held.pop(partition, None)
+        ids = self.unacked.pop(partition, None)
+        if ids and clean:
+            try:
+                self.client.xack(streams.stream_name(partition), self.group, *ids)
+            except redis.RedisError:
+                pass  # the next holder reads them again, finds them applied, acknowledges
         if clean:
             try:
                 self.client.set(self._handover_key(partition), "free")
@@ -351,6 +359,7 @@ class GroupReader(Reader):
                 pass  # the next holder then waits its grace: safe
 
     def redis_failed(self) -> None:
+        self.unacked.clear()
         for state in self.held.values():
             state.pending = True  # a reply or an XACK may have been lost
 
@@ -375,12 +384,14 @@ class GroupReader(Reader):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
             self.db_ok_at = time.monotonic()
+        acks, self.unacked = self.unacked, {}
         replies = read(
             self.client,
             self.group,
             live,
             count=conf.CONSUMER_BATCH_SIZE,
             block_ms=max(int(timeout * 1000), 1),
+            acks={p: ids for p, ids in acks.items() if p in self.held},
         )
         for partition, entries in replies:
             state = self.held.get(partition)
@@ -388,6 +399,9 @@ class GroupReader(Reader):
                 self._handle(partition, state, entries, fresh=True)
 
     def _drain_pending(self, partition: int, state: _Held) -> None:
+        ids = self.unacked.pop(partition, None)
+        if ids:  # else the pending list would hand them back once more
+            self.client.xack(streams.stream_name(partition), self.group, *ids)
         while not self.stopping.is_set():
             replies = read(
                 self.client, self.group, {partition: "0"}, count=conf.CONSUMER_BATCH_SIZE
@@ -403,7 +417,10 @@ class GroupReader(Reader):
         batch = state.worker.handle(entries, fresh=fresh)
         self.db_ok_at = time.monotonic()
         if batch.acks:
-            self.client.xack(state.worker.place.stream, self.group, *batch.acks)
+            if fresh:
+                self.unacked.setdefault(partition, []).extend(batch.acks)
+            else:
+                self.client.xack(state.worker.place.stream, self.group, *batch.acks)
         if batch.stopped:
             state.pending = True
         return batch.stopped
