@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -58,6 +59,7 @@ RELAY_POLL_S = 1.0  # the relay also looks at its partitions this often without 
 SQLITE_POLL_S = 0.05  # no NOTIFY there: the relay polls
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 RELAY_ROLE = "relay"
+SWITCH_INTERVAL_S = 0.0005
 
 
 def application_name(role: str) -> str:
@@ -442,6 +444,9 @@ class Runtime:
         self.readers += [GroupReader(name, member=member, stopping=self.stopping) for name in names]
 
     def start(self) -> None:
+        # The readers wait on sockets most of the time; a thread whose reply arrived
+        # should not wait 5 ms (the default) for another to give up the interpreter.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         for reader in self.readers:
             reader.start()
         logger.info(
