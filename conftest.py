@@ -1,66 +1,25 @@
-"""Fixtures shared by every app's tests. They use the real PostgreSQL and Redis."""
+"""Fixtures shared by every app's tests. They use the real PostgreSQL and Redis.
 
-import uuid
+The outbox's test support (``outbox.testing``) is a pytest plugin: every test gets
+Redis keys of its own, and ``wait_for``, ``process_env`` and the ``outbox_*``
+fixtures come from there. The Celery worker fixture is the shop's own.
+"""
 
 import pytest
-import redis
 
-from outbox import streams
+pytest.register_assert_rewrite("outbox.testing")
 
+from outbox import streams  # noqa: E402
+from outbox.testing import process_env, wait_for  # noqa: E402
 
-@pytest.fixture(autouse=True)
-def _isolated_streams(settings):
-    """Each test gets its own Redis key prefix, removed afterwards."""
-    prefix = f"t-{uuid.uuid4().hex[:10]}"
-    settings.OUTBOX_STREAM_PREFIX = prefix
-    yield prefix
-    try:
-        client = streams.get_redis()
-        keys = list(client.scan_iter(f"{prefix}:*", count=500))
-        if keys:
-            client.delete(*keys)
-    except redis.ConnectionError:
-        pass  # the test made Redis unreachable: it wrote nothing there
+pytest_plugins = ["outbox.testing"]
+
+__all__ = ["process_env", "wait_for"]
 
 
 @pytest.fixture
 def redis_client():
     return streams.get_redis()
-
-
-def wait_for(condition, *, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
-    """Poll ``condition`` until it returns a truthy value or ``timeout`` passes (then fail)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message or condition}")
-        time.sleep(interval)
-
-
-def process_env(settings, **extra: str) -> dict[str, str]:
-    """Environment for a child process that sees this test's database and Redis keys."""
-    import os
-
-    db = settings.DATABASES["default"]
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="shop.test_settings",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        REDIS_URL=settings.REDIS_URL,
-        OUTBOX_STREAM_PREFIX=settings.OUTBOX_STREAM_PREFIX,
-        OUTBOX_PARTITIONS=str(settings.OUTBOX_PARTITIONS),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 class Worker:

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -18,8 +18,14 @@ from rest_framework.views import APIView
 from outbox import deadletters, replay
 from outbox.models import DeadLetter, OutboxEvent
 from outbox.status import status as outbox_status
-from shop.errors import Conflict, NotFound
 
+
+class Conflict(APIException):
+    """The request does not fit the current state (409)."""
+
+    status_code = 409
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
 
 class StatusView(APIView):
     permission_classes = [IsAdminUser]

@@ -7,6 +7,7 @@ override them with pytest-django's ``settings`` fixture.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,12 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_DAYS": 7,
     # Run the relay and every consumer group as readers inside each Celery pool process.
     "READERS": True,
+    # The committed snapshot of every event schema (None: event_schemas.json in BASE_DIR,
+    # else in the working directory), and the modules whose events it leaves out.
+    "SCHEMA_SNAPSHOT": None,
+    "SCHEMA_SNAPSHOT_EXCLUDE": (),
+    # Callables (dotted paths) whose dicts are merged into outbox_status and the status API.
+    "STATUS_HOOKS": (),
 }
 
 
@@ -42,6 +49,11 @@ class _Conf:
 
     def redis_url(self) -> str:
         return self.REDIS_URL or getattr(settings, "REDIS_URL", None) or "redis://localhost:6379/0"
+
+    def schema_snapshot_path(self) -> Path:
+        if self.SCHEMA_SNAPSHOT:
+            return Path(self.SCHEMA_SNAPSHOT)
+        return Path(getattr(settings, "BASE_DIR", ".")) / "event_schemas.json"
 
 
 conf = _Conf()

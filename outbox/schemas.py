@@ -1,7 +1,9 @@
 """The registered event schemas, their committed snapshot, and what counts as breaking.
 
-``event_schemas.json`` at the project root records the JSON Schema of every
-event type and version. A test compares the code with it: a change to a
+The snapshot (``OUTBOX_SCHEMA_SNAPSHOT``, by default ``event_schemas.json`` in
+the project's ``BASE_DIR``) records the JSON Schema of every event type and
+version but those declared in the modules ``OUTBOX_SCHEMA_SNAPSHOT_EXCLUDE``
+names (test and benchmark events). A test compares the code with it: a change to a
 published version's schema that could break a consumer or an event already in
 the log fails unless the version is bumped (with an upcaster from the old one).
 Compatible changes (a new optional field) only need the snapshot refreshed
@@ -14,23 +16,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
+from outbox.conf import conf
 from outbox.registry import registry
 
 IGNORED_KEYS = {"title", "description", "examples"}
 
 
 def snapshot_path() -> Path:
-    return Path(settings.BASE_DIR) / "event_schemas.json"
+    return conf.schema_snapshot_path()
 
 
 def current() -> dict[str, dict[str, Any]]:
-    """Schema of each registered event, keyed ``name@vN``, leaving out test and bench events."""
+    """Schema of each registered event, keyed ``name@vN``, but those of excluded modules."""
+    excluded = tuple(conf.SCHEMA_SNAPSHOT_EXCLUDE)
     return {
         f"{name}@v{version}": cls.model_json_schema()
         for (name, version), cls in sorted(registry.events.items())
-        if not cls.__module__.startswith(("outbox.tests", "outbox.bench"))
+        if not (excluded and cls.__module__.startswith(excluded))
     }
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from outbox import streams
+from outbox.conf import conf
 from outbox.models import DeadLetter, OutboxEvent
 from outbox.registry import registry
 
@@ -55,7 +55,7 @@ def status() -> dict[str, Any]:
         if name in groups:
             groups[name]["dead_letters"] = count
     report: dict[str, Any] = {}
-    for path in getattr(settings, "OUTBOX_STATUS_HOOKS", ()):
+    for path in conf.STATUS_HOOKS:
         report.update(import_string(path)())
     return report | {
         "unpublished": unpublished.count(),

@@ -289,6 +289,8 @@ OUTBOX_POLL_INTERVAL_S = env.float("OUTBOX_POLL_INTERVAL_S", default=2.0)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # The relay and every consumer group run as readers inside each worker pool process.
 OUTBOX_READERS = env.bool("OUTBOX_READERS", default=True)
+# The event schema snapshot leaves out the test suite's and the benchmark's events.
+OUTBOX_SCHEMA_SNAPSHOT_EXCLUDE = ("outbox.tests", "bench")
 
 # How long an order's Idempotency-Key is remembered; an older one places a new order.
 IDEMPOTENCY_KEY_RETENTION_HOURS = env.int("IDEMPOTENCY_KEY_RETENTION_HOURS", default=24)

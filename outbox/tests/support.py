@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import psycopg
-import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -84,19 +83,6 @@ def terminate_backends(pids: list[int]) -> None:
             return cursor.fetchone()[0] == 0
 
     wait_for(gone, timeout=10, message=f"backends {pids} to end")
-
-
-def lose_redis_data() -> None:
-    """FLUSHDB: what Redis restarting empty looks like to the outbox (and to Celery).
-
-    Only ever on the Redis database the test settings point at, which belongs to
-    the test run; never db 0, where a developer's own data would live.
-    """
-    client = streams.get_redis()
-    db = int(client.connection_pool.connection_kwargs.get("db") or 0)
-    if db == 0:
-        pytest.skip("refusing to FLUSHDB Redis db 0: point REDIS_URL at a database of its own")
-    client.flushdb()
 
 
 def child(role: str, *args: str, **env: str) -> subprocess.Popen:

@@ -1,16 +1,13 @@
 """Processes die at the worst moment: every group still applies every event exactly once."""
 
-import subprocess
-import sys
 
 import pytest
 import redis
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import process_env, wait_for
+from conftest import wait_for
 from outbox import layout as layouts
 from outbox import streams
 from outbox.consumer import apply, consume
@@ -23,7 +20,6 @@ from outbox.tests.probe.models import Effect, Thing
 from outbox.tests.support import (
     BLOCK_KEY,
     GROUPS,
-    ROOT,
     AdvisoryLock,
     applied_steps,
     assert_audit_clean,
@@ -33,25 +29,11 @@ from outbox.tests.support import (
     thing_event,
 )
 
-RELAY_GATE = 4343  # the trigger below makes marking rows published wait on this lock
-
-CREATE_GATE = """
-CREATE FUNCTION probe_relay_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(4343);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER probe_relay_gate BEFORE UPDATE ON outbox_outboxevent
-    FOR EACH ROW EXECUTE FUNCTION probe_relay_gate();
-"""
-DROP_GATE = """
-DROP TRIGGER IF EXISTS probe_relay_gate ON outbox_outboxevent;
-DROP FUNCTION IF EXISTS probe_relay_gate();
-"""
-
 
 @pytest.mark.django_db(transaction=True)
-def test_a_relay_killed_after_xadd_and_before_marking_published_causes_no_double_effect():
+def test_a_relay_killed_after_xadd_and_before_marking_published_causes_no_double_effect(
+    outbox_processes, outbox_faults
+):
     # given six committed events
     things = [Thing.objects.create(name=f"thing {n}") for n in range(3)]
     for thing in things:
@@ -60,39 +42,20 @@ def test_a_relay_killed_after_xadd_and_before_marking_published_causes_no_double
     event_ids = [
         str(e) for e in OutboxEvent.objects.order_by("id").values_list("event_id", flat=True)
     ]
-    # and a trigger that parks the relay's UPDATE (marking them published) on a lock we hold
-    gate = AdvisoryLock(RELAY_GATE)
-    relay = None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(CREATE_GATE)
-        relay = subprocess.Popen(
-            [sys.executable, "manage.py", "outbox_relay", "--once"],
-            env=process_env(settings),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        # when the relay has appended the batch and waits to mark it published
+    # and a relay parked after appending the batch, before marking it published
+    with outbox_faults.relay_parked_before_marking() as waiters:
+        relay = outbox_processes.start("outbox_relay", "--once")
         waiting = wait_for(
-            lambda: lock_waiters(RELAY_GATE) or relay.poll() is not None,
+            lambda: waiters() or relay.poll() is not None,
             timeout=30,
             message="the relay to block marking its batch published",
         )
         assert relay.poll() is None, relay.communicate()[0]
         assert stream_event_ids() == event_ids
-        # and dies there (its database session goes with it)
+        # when it dies there (its database session goes with it)
         relay.kill()
         relay.communicate(timeout=30)
         terminate_backends(waiting)
-    finally:
-        if relay is not None and relay.poll() is None:
-            relay.kill()
-            relay.communicate(timeout=30)
-        with connection.cursor() as cursor:
-            cursor.execute(DROP_GATE)
-        gate.release()
 
     # then nothing was marked published
     assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 6

@@ -21,7 +21,6 @@ from outbox.tests.support import (
     child,
     kill,
     lock_waiters,
-    lose_redis_data,
     published_steps,
     relation_waiters,
     stop,
@@ -61,13 +60,13 @@ def _assert_every_group_applied_everything_once(things: list[Thing]) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_after_redis_lost_its_data_a_replay_brings_every_group_to_the_same_effects():
+def test_after_redis_lost_its_data_a_replay_brings_every_group_to_the_same_effects(outbox_faults):
     # given a running system (its marker is set) with events in every state
     recover_if_lost()
     things = _things()
     _events_in_every_state(things)
     # when Redis loses everything and the whole log is replayed
-    lose_redis_data()
+    outbox_faults.lose_redis_data()
     assert replay(select(ReplayFilter())) == 15
     drain()
     # then every group applied every event once, in each aggregate's order
@@ -77,11 +76,11 @@ def test_after_redis_lost_its_data_a_replay_brings_every_group_to_the_same_effec
 
 
 @pytest.mark.django_db(transaction=True)
-def test_recovery_republishes_exactly_what_some_group_has_not_applied():
+def test_recovery_republishes_exactly_what_some_group_has_not_applied(outbox_faults):
     recover_if_lost()
     things = _things()
     _events_in_every_state(things)
-    lose_redis_data()
+    outbox_faults.lose_redis_data()
     assert not streams.marker_present()
 
     # step 3 (alpha applied it, beta did not) and step 4 (nobody did)
@@ -93,7 +92,7 @@ def test_recovery_republishes_exactly_what_some_group_has_not_applied():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_relayed_before_the_recovery_do_not_overtake_unapplied_ones():
+def test_events_relayed_before_the_recovery_do_not_overtake_unapplied_ones(outbox_faults):
     # given a published event that no group has applied yet
     recover_if_lost()
     (thing,) = _things(1)
@@ -101,7 +100,7 @@ def test_events_relayed_before_the_recovery_do_not_overtake_unapplied_ones():
     relay_partition(0)
     # when Redis loses everything, and a newer event of the aggregate is committed and
     # relayed by the task its commit woke, before any periodic check ran
-    lose_redis_data()
+    outbox_faults.lose_redis_data()
     thing_event(thing.pk)
     relay_partition(0)
     for _ in range(2):
@@ -114,7 +113,7 @@ def test_events_relayed_before_the_recovery_do_not_overtake_unapplied_ones():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(celery_worker):
+def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(celery_worker, outbox_faults):
     things = _things()
     blocker = Thing.objects.create(name="blocker")
     recover_if_lost()  # the marker a running system has
@@ -142,7 +141,7 @@ def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(cel
         for thing in things:
             thing_event(thing.pk)
         # when Redis loses everything
-        lose_redis_data()
+        outbox_faults.lose_redis_data()
     finally:
         gate.release()
     # then, with no command run, the worker republishes what the groups had not applied
@@ -167,7 +166,7 @@ def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(cel
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_losing_its_data_while_a_relay_prepares_a_batch_does_not_reorder(settings):
+def test_redis_losing_its_data_while_a_relay_prepares_a_batch_does_not_reorder(settings, outbox_faults):
     # given a published event that no group has applied yet
     recover_if_lost()
     (thing,) = _things(1)
@@ -187,7 +186,7 @@ def test_redis_losing_its_data_while_a_relay_prepares_a_batch_does_not_reorder(s
             )
             assert relay.poll() is None, relay.communicate()[0]
             # when Redis loses everything, and a newer event of the aggregate commits
-            lose_redis_data()
+            outbox_faults.lose_redis_data()
             thing_event(thing.pk)
         # and the relay goes on
         output = stop(relay)[0]
