@@ -27,6 +27,7 @@ class Conflict(APIException):
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
 
+
 class StatusView(APIView):
     permission_classes = [IsAdminUser]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -84,7 +85,11 @@ def audit(*, settle_s: float = 0.0) -> dict[str, GroupAudit]:
     results = {}
     with connection.cursor() as cursor:
         for name, group in sorted(registry.groups.items()):
-            params = {"group": name, "types": list(group.handlers), "settled": settled}
+            params: dict[str, Any] = {
+                "group": name,
+                "types": list(group.handlers),
+                "settled": settled,
+            }
             counts = []
             for query in (LOST, DUPLICATED, UNEXPECTED, OUT_OF_ORDER, IN_FLIGHT):
                 cursor.execute(query, params)

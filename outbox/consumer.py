@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import redis
@@ -300,7 +301,7 @@ def read(
     ``[(partition, entries)]``. When a stream or the group is missing (Redis
     lost its data) it recreates them from the start and returns nothing.
     """
-    streams_ = {streams.stream_name(p): start for p, start in starts.items()}
+    streams_: dict[Any, Any] = {streams.stream_name(p): start for p, start in starts.items()}
     try:
         if acks:
             pipe = client.pipeline(transaction=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,7 @@ class Message:
         return replace(self, payload=payload, version=version)
 
     @classmethod
-    def decode(cls, fields: dict[str, str] | None) -> Message:
+    def decode(cls, fields: Mapping[str, str] | None) -> Message:
         """Parse a stream entry; raises ``MalformedEntry`` with a readable reason."""
         if not fields:
             raise MalformedEntry("the stream entry is empty (deleted or trimmed)")

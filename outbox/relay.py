@@ -107,9 +107,10 @@ _markers: dict[str, str] = {}  # the marker value each key had when this process
 def _marker_value(client: redis.Redis, key: str, *, refresh: bool = False) -> str:
     value = None if refresh else _markers.get(key)
     if value is None:
-        value = client.get(key)
-        if value is None:
+        stored = client.get(key)
+        if stored is None:
             raise MarkerLost(f"the marker {key} is missing")
+        value = str(stored)
         _markers[key] = value
     return value
 

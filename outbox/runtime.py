@@ -396,9 +396,9 @@ class GroupReader(Reader):
             acks={p: ids for p, ids in acks.items() if p in self.held},
         )
         for partition, entries in replies:
-            state = self.held.get(partition)
-            if state is not None and entries:
-                self._handle(partition, state, entries, fresh=True)
+            held = self.held.get(partition)
+            if held is not None and entries:
+                self._handle(partition, held, entries, fresh=True)
 
     def _drain_pending(self, partition: int, state: _Held) -> None:
         ids = self.unacked.pop(partition, None)

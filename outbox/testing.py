@@ -106,7 +106,11 @@ def deliver(
 
 
 def wait_for(
-    condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, message: str = ""
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "",
 ) -> Any:
     """Poll ``condition`` until it returns a truthy value or ``timeout`` passes (then fail)."""
     deadline = time.monotonic() + timeout
@@ -126,8 +130,7 @@ def process_env(settings: Any, **extra: str) -> dict[str, str]:
     db = settings.DATABASES["default"]
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE")
-        or settings.SETTINGS_MODULE,
+        DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE") or settings.SETTINGS_MODULE,
         DATABASE_URL=(
             f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:"
             f"{db['PORT'] or 5432}/{db['NAME']}"
@@ -249,10 +252,11 @@ class Faults:
         """Append a copy of every entry of a partition's stream; returns how many."""
         client = streams.get_redis()
         stream = streams.stream_name(partition)
-        entries = client.xrange(stream)
+        entries = client.xrange(stream) or []
         pipe = client.pipeline(transaction=False)
         for _, fields in entries:
-            pipe.xadd(stream, fields)
+            copy: dict[Any, Any] = dict(fields or {})
+            pipe.xadd(stream, copy)
         pipe.execute()
         return len(entries)
 

@@ -79,7 +79,7 @@ stamps = Stamps()
 # speed would: set beside bench-a's ORM create, the two show what is the runtime's cost
 # and what is the ORM's.
 INSERT_APPLIED = (
-    "INSERT INTO outbox_bench_applied (\"group\", event_id, run, n, created_at) "
+    'INSERT INTO outbox_bench_applied ("group", event_id, run, n, created_at) '
     "VALUES (%s, %s, %s, %s, now())"
 )
 

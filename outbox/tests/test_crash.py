@@ -1,6 +1,5 @@
 """Processes die at the worst moment: every group still applies every event exactly once."""
 
-
 import pytest
 import redis
 from django.db import transaction

@@ -113,7 +113,9 @@ def test_events_relayed_before_the_recovery_do_not_overtake_unapplied_ones(outbo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(celery_worker, outbox_faults):
+def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(
+    celery_worker, outbox_faults
+):
     things = _things()
     blocker = Thing.objects.create(name="blocker")
     recover_if_lost()  # the marker a running system has
@@ -166,7 +168,9 @@ def test_a_worker_notices_that_redis_lost_its_data_and_republishes_by_itself(cel
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_losing_its_data_while_a_relay_prepares_a_batch_does_not_reorder(settings, outbox_faults):
+def test_redis_losing_its_data_while_a_relay_prepares_a_batch_does_not_reorder(
+    settings, outbox_faults
+):
     # given a published event that no group has applied yet
     recover_if_lost()
     (thing,) = _things(1)
