@@ -116,8 +116,6 @@ def test_customer_cancel_staff_cancel_and_dispatch_fired_together(celery_worker,
 # worker, or a dispatch in a thread) reaches the point for each order in turn, the test
 # does what must come first for that order and lets that one go.
 
-CHUNK = 10
-
 
 class _Request(threading.Thread):
     """An API request in its own thread and database connection; knows its backend's pid."""
@@ -257,12 +255,14 @@ ORDERINGS = {
 def test_every_ordering_of_cancel_and_dispatch_ends_as_the_first_to_the_shipment_says(
     celery_worker, settings
 ):
-    shop = _shop(celery_worker, settings, TRIALS * len(ORDERINGS))
+    # 50 trials or more in all, each ordering as often as the others
+    per_ordering = -(-TRIALS // len(ORDERINGS))
+    shop = _shop(celery_worker, settings, per_ordering * len(ORDERINGS))
 
-    # when: each ordering, forced by a hold point, TRIALS times (chunks round the orderings)
+    # when: each ordering, forced by a hold point, per_ordering times (chunks round them)
     answers, expected = {}, {}
     orderings = list(ORDERINGS)
-    chunks = [shop["ids"][i : i + CHUNK] for i in range(0, len(shop["ids"]), CHUNK)]
+    chunks = [shop["ids"][i : i + per_ordering] for i in range(0, len(shop["ids"]), per_ordering)]
     for number, ids in enumerate(chunks):
         force = orderings[number % len(orderings)]
         answers.update(force(shop, ids))
