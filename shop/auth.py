@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
@@ -30,6 +31,15 @@ class TokenAuthentication(KnoxTokenAuthentication):
         if not _TOKEN.fullmatch(token):
             raise exceptions.AuthenticationFailed("Invalid token.")
         return super().authenticate_credentials(token)
+
+    def _cleanup_token(self, auth_token: Any) -> bool:
+        # Knox reads every token of the user on every request to delete the expired
+        # ones: a query per request. Only this token's expiry matters here; beat's
+        # shop.tasks.auth_tokens_prune deletes the others.
+        if auth_token.expiry is not None and auth_token.expiry < timezone.now():
+            auth_token.delete()
+            return True
+        return False
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -303,6 +303,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.prune_idempotency_keys",
         "schedule": 3600.0,
     },
+    "shop-prune-auth-tokens": {"task": "shop.tasks.auth_tokens_prune", "schedule": 3600.0},
 }
 
 # --- The saga: the payment provider, retries of its calls, deadlines ------------------

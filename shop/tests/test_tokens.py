@@ -256,3 +256,35 @@ def test_changepassword_revokes_the_tokens(alice, monkeypatch):
 
     # then
     assert not works(token)
+
+
+@pytest.mark.django_db
+def test_expired_tokens_are_refused_and_beat_prunes_them():
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
+
+    from shop import services
+    from shop.tasks import auth_tokens_prune
+
+    # given a user with a live token and one past its expiry
+    user = get_user_model().objects.create_user("expiring", "e@example.com", "pw-expiring-12")
+    live = services.auth_token_issue(user=user).token
+    old = services.auth_token_issue(user=user).token
+    from knox.crypto import hash_token
+
+    expired = AuthToken.objects.filter(digest=hash_token(old))
+    assert expired.update(expiry=timezone.now() - timedelta(seconds=1)) == 1
+    client = APIClient()
+    # then the expired one is refused, the live one works
+    client.credentials(HTTP_AUTHORIZATION=f"Token {old}")
+    assert client.get("/api/customers/me/").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {live}")
+    assert client.get("/api/customers/me/").status_code == 200
+    # and beat's prune removes what has expired, nothing else
+    AuthToken.objects.create(user=user, expiry=timedelta(seconds=-5))
+    assert auth_tokens_prune() == 1
+    assert AuthToken.objects.filter(user=user).count() == 1
