@@ -528,6 +528,7 @@ def run(args: argparse.Namespace) -> dict:
 
         report["open_loop"] = {}
         for rate in args.rates:
+            wait_quiet()  # start each rate with no work left from the one before
             say(f"open loop: {rate:g} orders/s for {args.rate_duration:.0f} s")
             placer = Placer(system.port, tokens)
             late = open_loop(placer, rate, args.rate_duration)
