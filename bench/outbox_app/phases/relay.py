@@ -30,7 +30,7 @@ Run = tuple[float, CpuMeter]
 
 RELAY_HOW = (
     f"outbox.relay.relay_partition({THROUGHPUT_PARTITION}) until it moves nothing "
-    "(lease, WATCH of the marker, MULTI/EXEC of pipelined XADDs, UPDATE, COMMIT)"
+    "(lease, SELECT, one Lua script: marker check and XADDs, UPDATE, COMMIT)"
 )
 RAW_HOW = (
     "psycopg + redis-py, no Django: relay.SELECT_BATCH, pipelined XADD, MARK_PUBLISHED, COMMIT"
