@@ -7,7 +7,7 @@ from outbox import ConsumerGroup, Message
 consumer = ConsumerGroup("inventory", transaction_per_event=True)
 
 
-@consumer.handler("orders.OrderCreated")
+@consumer.handler("orders.OrderCreated", versions=2)
 def on_order_created(message: Message) -> None:
     payload = message.payload
     services.stock_reserve_for_order(

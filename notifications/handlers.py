@@ -7,7 +7,7 @@ from outbox import ConsumerGroup, Message
 consumer = ConsumerGroup("notifications")
 
 
-@consumer.handler("orders.OrderCreated")
+@consumer.handler("orders.OrderCreated", versions=2)
 def on_order_created(message: Message) -> None:
     payload = message.payload
     services.notification_send(

@@ -7,6 +7,7 @@ import json
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -45,7 +46,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "status",
         "total",
         "currency",
-        "payment_token",
+        "payment_reference",
         "stock_reserved",
         "payment_captured",
         "cancel_reason_code",
@@ -74,17 +75,24 @@ class OrderAdmin(ReadOnlyAdmin):
         entries = selectors.order_timeline(order_id=order.pk)
         if not entries:
             return "No events yet."
+        # Each entry links to its event's lifecycle page (the outbox's admin, by URL name).
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            '<tr class="timeline-entry"><td>{}</td><td><a href="{}">{}</a></td>'
+            '<td><code style="white-space: pre-wrap">{}</code></td></tr>',
             (
-                (entry.occurred_at.isoformat(), entry.event_type, json.dumps(entry.data))
+                (
+                    entry.occurred_at.isoformat(timespec="milliseconds"),
+                    reverse("admin:outbox_event_lifecycle", args=[entry.event_id]),
+                    entry.event_type,
+                    ", ".join(f"{key}: {json.dumps(value)}" for key, value in entry.data.items()),
+                )
                 for entry in entries
             ),
         )
         return format_html(
-            "<table><thead><tr><th>occurred at</th><th>event</th><th>data</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
+            '<table class="timeline"><thead><tr><th>occurred at</th><th>event (its lifecycle)'
+            "</th><th>data</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
 

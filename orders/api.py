@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from orders import saga, selectors, services
 from orders.models import Order
-from shop import ratelimit
+from shop import logs, ratelimit
 from shop.api import paginated_response, paginated_schema
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -182,6 +182,7 @@ class OrderCollectionApi(APIView):
             payment_token=data.validated_data.get("payment_token", services.DEFAULT_PAYMENT_TOKEN),
             idempotency_key=key,
         )
+        logs.bind(order_id=placed.order.pk)
         return Response(
             OrderOutputSerializer(placed.order).data,
             status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,

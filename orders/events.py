@@ -19,10 +19,16 @@ class OrderLinePayload(BaseModel):
 
 
 class OrderCreated(Event):
-    """An order was placed (PENDING): inventory reserves its lines, payments charges it."""
+    """An order was placed (PENDING): inventory reserves its lines, payments charges it.
+
+    Version 2 carries ``payment_reference`` instead of the payment token: payments
+    resolves it (``shop.vault``), so the token is in no payload and no timeline.
+    Version 1 events are raised to 2 without their token (and with an empty
+    reference): payments, which needs the token, takes version 1 as it is.
+    """
 
     name = "orders.OrderCreated"
-    version = 1
+    version = 2
     aggregate_type = "order"
     aggregate_id_field = "order_id"
 
@@ -31,7 +37,14 @@ class OrderCreated(Event):
     lines: list[OrderLinePayload]
     total: str
     currency: str
-    payment_token: str
+    payment_reference: str
+
+
+@upcaster("orders.OrderCreated", from_version=1)
+def _order_created_v1_to_v2(payload: dict) -> dict:
+    raised = {key: value for key, value in payload.items() if key != "payment_token"}
+    raised["payment_reference"] = ""
+    return raised
 
 
 class OrderConfirmed(Event):

@@ -125,7 +125,7 @@ def _out_of_stock_reason(payload: dict) -> str:
 # What the projection is built from, with the version it takes (older ones are
 # upcast to it); ``timeline_rebuild`` reads the log for these.
 TIMELINE_EVENTS: dict[str, int] = {
-    "orders.OrderCreated": 1,
+    "orders.OrderCreated": 2,
     "orders.OrderConfirmed": 1,
     "orders.OrderCancelled": 2,
     "orders.OrderCancellationRequested": 1,

@@ -29,8 +29,8 @@ class Order(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="EUR")
-    # A token the payment provider understands (e.g. "tok_visa"); never card data.
-    payment_token = models.CharField(max_length=100, blank=True, default="")
+    # The payment token's reference (shop.vault): the token itself is kept out of orders.
+    payment_reference = models.CharField(max_length=64, blank=True, default="")
     cancel_reason = models.TextField(blank=True, default="")
     cancel_reason_code = models.CharField(
         max_length=30, choices=CancelReasonCode.choices, blank=True, default=""

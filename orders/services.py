@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import outbox
+from orders import metrics
 from orders.events import (
     OrderCancellationRefused,
     OrderCancellationRequested,
@@ -30,7 +31,7 @@ from orders.events import (
 )
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
-from shop import failpoints
+from shop import failpoints, vault
 from shop.db import insert_unless_exists
 from shop.errors import Conflict, DomainError, NotFound
 
@@ -216,7 +217,8 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         status=Order.Status.PENDING,
         total=total,
         currency=CURRENCY,
-        payment_token=payment_token,
+        # Events carry the reference; payments resolves it when it charges.
+        payment_reference=vault.payment_token_store(token=payment_token),
         deadline_at=_deadline(),
     )
     OrderLine.objects.bulk_create(
@@ -236,7 +238,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
             lines=_line_payloads(order),
             total=_money(order.total),
             currency=order.currency,
-            payment_token=order.payment_token,
+            payment_reference=order.payment_reference,
         )
     )
     return order
@@ -324,6 +326,7 @@ def _order_save_confirming_if_ready(order: Order, changed: list[str]) -> None:
     order.save(update_fields=[*changed, "updated_at"])
     if not ready:
         return
+    metrics.saga_reached_on_commit(order)
     outbox.publish(
         OrderConfirmed(
             order_id=order.pk,
@@ -434,6 +437,7 @@ def order_mark_shipped(*, order_id: int) -> Order:
                 "updated_at",
             ]
         )
+        metrics.saga_reached_on_commit(order)
         if previous == Order.Status.CANCELLING:
             outbox.publish(
                 OrderCancellationRefused(
@@ -561,6 +565,7 @@ def _order_cancel(
     order.save(
         update_fields=["status", "cancel_reason", "cancel_reason_code", "deadline_at", "updated_at"]
     )
+    metrics.saga_reached_on_commit(order)
     outbox.publish(
         OrderCancelled(
             order_id=order.pk,

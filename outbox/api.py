@@ -21,9 +21,9 @@ from outbox.status import status as outbox_status
 
 
 class Conflict(APIException):
-    """The request does not fit the current state (409)."""
+    """The request does not fit the current state (409, code "conflict")."""
 
-    status_code = 409
+    status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
 

@@ -38,6 +38,15 @@ DEFAULTS: dict[str, Any] = {
     "SCHEMA_SNAPSHOT_EXCLUDE": (),
     # Callables (dotted paths) whose dicts are merged into outbox_status and the status API.
     "STATUS_HOOKS": (),
+    # Payload fields copied onto the log lines of a handler (``outbox.logs``), e.g. order_id.
+    "LOG_PAYLOAD_FIELDS": (),
+    # Readiness (``outbox.health``): the most entries a group may have left to read, and the
+    # oldest an unpublished event may be, in seconds.
+    "READY_MAX_LAG": 10_000,
+    "READY_MAX_UNPUBLISHED_AGE_S": 60.0,
+    # Where each worker process's readers leave a heartbeat (``outbox.heartbeat``); None
+    # means a folder named after the stream prefix in the system's temporary directory.
+    "HEARTBEAT_DIR": None,
 }
 
 

@@ -28,7 +28,7 @@ import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
-from outbox import context, lease, metrics, streams
+from outbox import context, lease, logs, metrics, streams
 from outbox.conf import conf
 from outbox.failures import (
     Apply,
@@ -67,11 +67,8 @@ def lease_name(group: str) -> str:
 
 
 def _run_handler(group: str, message: Message, handler: Handler) -> None:
-    with context.caused_by(
-        causation_id=str(message.event_id),
-        correlation_id=message.headers.get("correlation_id") or str(message.event_id),
-        actor=f"consumer:{group}",
-    ):
+    # What it publishes is caused by the message; its log lines name the event.
+    with context.handling(group, message):
         handler.func(message)
 
 
@@ -151,6 +148,7 @@ class BatchResult:
             metrics.DEAD_LETTERED.labels(group, event_type, why).inc()
         for event_type in self.retried:
             metrics.RETRIED.labels(group, event_type).inc()
+        logs.log_applied(group, self.applied)
 
 
 class PartitionConsumer:

@@ -119,3 +119,59 @@ def retry_all(*, group: str | None = None) -> RetryOutcome:
     if group:
         qs = qs.filter(group=group)
     return retry(list(qs.order_by("sequence", "id").values_list("pk", flat=True)))
+
+
+@dataclass
+class DiscardOutcome:
+    discarded: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)  # id -> why it was left as it is
+
+
+def discard(letter_ids: list[int], *, by: str, reason: str, wait_s: float = 30.0) -> DiscardOutcome:
+    """Give up on dead letters for good, recording who did it, when and why.
+
+    A discarded event is never applied by its group (a replay after Redis lost its
+    data leaves it out too), and it no longer holds back the later events of its
+    aggregate. Holds the group's lease on the partition while it writes, so the
+    live reader takes the partition up again with the aggregate free. Letters
+    that are not open (resolved or discarded already) are skipped. Raises
+    ``ValueError`` without ``by`` or ``reason``, ``DeadLetter.DoesNotExist`` for an
+    unknown id and ``LeaseBusy`` when the lease is not free within ``wait_s``.
+    """
+    by, reason = by.strip(), reason.strip()
+    if not by or not reason:
+        raise ValueError("a discard needs who does it and why")
+    outcome = DiscardOutcome()
+    for letter_id in letter_ids:
+        letter = DeadLetter.objects.get(pk=letter_id)
+        if letter.status != DeadLetter.Status.DEAD:
+            outcome.skipped[letter.pk] = f"already {letter.status}"
+            continue
+        partition = (
+            layouts.current().partition_for(letter.aggregate_type, letter.aggregate_id)
+            if letter.aggregate_id
+            else letter.partition
+        )
+        with lease.held(lease_name(letter.group), partition, wait_s=wait_s) as got:
+            if not got:
+                raise LeaseBusy(f"group {letter.group} partition {partition} is busy")
+            changed = DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.DEAD).update(
+                status=DeadLetter.Status.DISCARDED,
+                discarded_at=timezone.now(),
+                discarded_by=by[:150],
+                discard_reason=reason,
+            )
+        if not changed:
+            outcome.skipped[letter.pk] = "retried or discarded meanwhile"
+            continue
+        outcome.discarded.append(letter.pk)
+        logger.warning(
+            "dead letter #%s (%s, %s %s) discarded by %s: %s",
+            letter.pk,
+            letter.group,
+            letter.event_type or "undecodable",
+            letter.event_id or "",
+            by,
+            reason,
+        )
+    return outcome

@@ -93,11 +93,16 @@ class DeliveryFailure(models.Model):
 
 
 class DeadLetter(models.Model):
-    """An event a consumer group could not apply, kept with why, until it is retried."""
+    """An event a consumer group could not apply, kept with why, until it is retried or discarded.
+
+    Discarding is a decision staff record (who, when, why): the event is never applied
+    by the group, and no longer holds back the later events of its aggregate.
+    """
 
     class Status(models.TextChoices):
         DEAD = "dead", "Dead"
         RESOLVED = "resolved", "Resolved"
+        DISCARDED = "discarded", "Discarded"
 
     id = models.BigAutoField(primary_key=True)
     group = models.CharField(max_length=100)
@@ -116,6 +121,9 @@ class DeadLetter(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DEAD)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discarded_by = models.CharField(max_length=150, blank=True, default="")
+    discard_reason = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["id"]
@@ -124,6 +132,12 @@ class DeadLetter(models.Model):
                 fields=["group", "event_id"],
                 condition=Q(status="dead"),
                 name="outbox_deadletter_open_unique",
+            ),
+            # A discard always says who, when and why.
+            models.CheckConstraint(
+                condition=~Q(status="discarded")
+                | (Q(discarded_at__isnull=False) & ~Q(discarded_by="") & ~Q(discard_reason="")),
+                name="outbox_deadletter_discard_recorded",
             ),
         ]
         indexes = [models.Index(fields=["group", "status", "aggregate_type", "aggregate_id"])]

@@ -74,14 +74,19 @@ def replay(qs: QuerySet[OutboxEvent], *, progress: Callable[[int], None] | None 
 
 
 def unapplied(group: str) -> QuerySet[OutboxEvent]:
-    """Published events the group subscribes to but has neither applied nor dead-lettered."""
+    """Published events the group subscribes to but has neither applied nor dead-lettered.
+
+    A discarded dead letter counts as dead-lettered: staff decided it is not to be applied.
+    """
     types = registry.groups[group].handlers.keys()
     return (
         OutboxEvent.objects.filter(published_at__isnull=False, event_type__in=types)
         .exclude(event_id__in=InboxEntry.objects.filter(group=group).values("event_id"))
         .exclude(
             event_id__in=DeadLetter.objects.filter(
-                group=group, status=DeadLetter.Status.DEAD, event_id__isnull=False
+                group=group,
+                status__in=[DeadLetter.Status.DEAD, DeadLetter.Status.DISCARDED],
+                event_id__isnull=False,
             ).values("event_id")
         )
     )

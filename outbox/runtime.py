@@ -98,12 +98,14 @@ class Reader(threading.Thread):
         self.failures = 0
         self.shown: tuple[int, ...] = ()
         self.offset = zlib.crc32(f"{member}:{self.role}".encode())
+        self.looped_at = time.monotonic()  # the loop's last turn (outbox.heartbeat reads it)
 
     # --- the loop ---------------------------------------------------------------------
 
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
+                self.looped_at = time.monotonic()
                 try:
                     self._ensure_session()
                     if time.monotonic() >= self.next_tick:

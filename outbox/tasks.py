@@ -11,11 +11,12 @@ gone), so no lost wake-up and no stopped reader ever strands an event.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import shared_task, signals
 
-from outbox import lease, maintenance, streams
+from outbox import heartbeat, lease, maintenance, streams
 from outbox.conf import conf
 from outbox.consumer import consume, lease_name
 from outbox.registry import registry
@@ -25,6 +26,7 @@ from outbox.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 _runtime: Runtime | None = None
+_heartbeat: heartbeat.Heartbeat | None = None
 
 
 @shared_task(name="outbox.tasks.poll")
@@ -42,6 +44,8 @@ def poll_task() -> int:
                 moved += consume(group, partition, max_seconds=1.0).acked
     if moved:
         logger.info("poll moved %s event(s) that no reader had taken", moved)
+    # Readiness counts a partition no reader holds as served while beat polls it.
+    streams.get_redis().set(streams.key("beat", "polled"), repr(time.time()))
     return moved
 
 
@@ -60,17 +64,24 @@ def prune_task() -> int:
 
 def start_readers() -> Runtime | None:
     """Start this process's readers (once); None when ``OUTBOX_READERS`` is off."""
-    global _runtime
+    global _runtime, _heartbeat
     if not conf.READERS:
         return None
     if _runtime is None or not _runtime.alive():
         _runtime = Runtime()
         _runtime.start()
+        if _heartbeat is not None:
+            _heartbeat.stop()
+        _heartbeat = heartbeat.Heartbeat(_runtime)
+        _heartbeat.start()
     return _runtime
 
 
 def stop_readers(timeout: float = 10.0) -> None:
-    global _runtime
+    global _runtime, _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
     if _runtime is not None:
         _runtime.stop(timeout)
         _runtime = None

@@ -31,6 +31,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 import outbox
+from outbox import context as outbox_context
 from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded
 from payments.models import Payment
 from payments.provider import (
@@ -180,7 +181,8 @@ def _send_after_commit(payment: Payment) -> None:
     def send_attempt_after_commit() -> None:  # a function: Django names it if it raises
         _send_attempt(payment_id, status, tries)
 
-    transaction.on_commit(send_attempt_after_commit, robust=True)
+    # The task goes on the correlation id of what caused the charge (the saga, in the logs).
+    transaction.on_commit(outbox_context.keeping_cause(send_attempt_after_commit), robust=True)
 
 
 def _send_attempt(payment_id: int, status: str, tries: int) -> None:

@@ -9,13 +9,18 @@ web with Django's development server (auto-reload) instead of gunicorn.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
+from urllib.request import Request, urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,6 +84,12 @@ def main() -> None:
     env.setdefault("DEBUG", "true")
     # Every process's metrics add up at /metrics (emptied at each start).
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / ".metrics"))
+    env.setdefault("DEMO_CREDENTIALS_FILE", str(ROOT / ".demo-users.json"))
+    # The run's own scraper token (printed) unless one is given: it also tells us when the
+    # start-up's events have all been handled.
+    generated_token = not env.get("METRICS_TOKEN")
+    if generated_token:
+        env["METRICS_TOKEN"] = secrets.token_urlsafe(18)
     redis_url = env.setdefault("REDIS_URL", "redis://localhost:6379/0")
     ensure_redis(redis_url)
     prepare_metrics_dir(env)
@@ -90,8 +101,92 @@ def main() -> None:
         commands(env, dev=args.dev, schedule=str(ROOT / ".celerybeat-schedule")), env, cwd=str(ROOT)
     )
     supervisor.start()
-    print(f"\nshop running: http://{host}/api/docs/  admin: http://{host}/admin/  (Ctrl-C stops)\n")
+    # Once everything answers, say where to go and how to log in: the last lines of start-up.
+    threading.Thread(
+        target=announce,
+        args=(host, Path(env["DEMO_CREDENTIALS_FILE"]), supervisor, env["METRICS_TOKEN"]),
+        kwargs={"show_token": generated_token},
+        daemon=True,
+    ).start()
     supervisor.run()
+
+
+def _ready(host: str) -> bool:
+    try:
+        with urlopen(f"http://{host}/health/ready", timeout=2) as response:
+            return response.status == 200
+    except (HTTPError, URLError, OSError):  # 503 is an HTTPError: not ready yet
+        return False
+
+
+def _backlog(host: str, token: str) -> float | None:
+    """Events not yet relayed, read or acknowledged, from /metrics; None if it does not answer."""
+    request = Request(f"http://{host}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urlopen(request, timeout=5) as response:  # noqa: S310 - our own web
+            text = response.read().decode()
+    except (HTTPError, URLError, OSError):
+        return None
+    names = ("outbox_group_lag{", "outbox_group_pending{", "outbox_unpublished_events ")
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(names)
+    )
+
+
+def announce(
+    host: str,
+    credentials: Path,
+    supervisor: Supervisor,
+    token: str,
+    *,
+    show_token: bool,
+    timeout_s: float = 90,
+) -> None:
+    """Print the shop's addresses and the demo users' passwords once it is ready and idle."""
+    deadline = time.monotonic() + timeout_s
+    while not _ready(host) and time.monotonic() < deadline:
+        if supervisor.stopping.wait(1.0):
+            return
+    # Then until the seed's events are handled (twice nothing left), so these lines come last.
+    idle = 0
+    while idle < 2 and time.monotonic() < deadline:
+        idle = idle + 1 if _backlog(host, token) == 0 else 0
+        if supervisor.stopping.wait(1.0):
+            return
+    state = "ready" if _ready(host) else f"not ready after {timeout_s:.0f} s (see /health/ready)"
+    base = f"http://{host}"
+    scraper = f" (Authorization: Bearer {token})" if show_token else ""
+    lines = [
+        "",
+        f"shop {state}: {base}/  (Ctrl-C stops)",
+        f"  API docs        {base}/api/docs/   (log in: {base}/api-auth/login/)",
+        f"  admin           {base}/admin/",
+        f"  operator's page {base}/admin/outbox/outboxevent/operator/",
+        f"  health          {base}/health/ready   metrics: {base}/metrics{scraper}",
+    ]
+    try:
+        kept = json.loads(credentials.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    for role, label in (("admin", "staff user"), ("customer", "customer")):
+        if role in kept:
+            user = kept[role]
+            lines.append(f"  {label:<15} {user['username']} / {user['password']}")
+    if kept:
+        lines.append(
+            f"  (kept in {credentials.name}, which git ignores; "
+            "`.venv/bin/python manage.py seed_demo --reset-passwords` sets new ones)"
+        )
+    else:
+        lines.append(
+            "  demo passwords: as given in the environment, or reset them with "
+            "`DEBUG=true .venv/bin/python manage.py seed_demo --reset-passwords`"
+        )
+    lines += [
+        "  try it          DEBUG=true .venv/bin/python manage.py demo",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

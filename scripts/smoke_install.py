@@ -239,10 +239,14 @@ with psycopg.connect({_server_url(self.database_url)!r}, autocommit=True) as con
                     f"{name}: {Path(command[0]).name} is not installed in the virtualenv"
                 )
             self.logs[name] = self.work / f"{name}.log"
+            env = self.env()
+            if name == "beat":
+                # beat's "Sending due task" lines are DEBUG (quiet at rest): show them here
+                env["LOG_LEVELS"] = "celery.beat=DEBUG"
             self.procs[name] = subprocess.Popen(
                 command,
                 cwd=self.work,
-                env=self.env(),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=self.logs[name].open("w"),
                 stderr=subprocess.STDOUT,

@@ -5,6 +5,7 @@ programs); a validation error also has a list of messages under each field
 name that was wrong (``non_field_errors`` for the body as a whole).
 """
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -97,3 +98,36 @@ class OrderFilterSerializer(serializers.Serializer):
     """``?order=ID`` on the lists that belong to orders (payments, shipments)."""
 
     order = serializers.IntegerField(required=False, min_value=1)
+
+
+_SUFFIXES = ("Api", "API", "View")
+
+
+def view_name(view: APIView) -> str:
+    """A view's name as a resource (DRF's VIEW_NAME_FUNCTION): "Orders", "Order", "Order cancel".
+
+    A view's own ``name`` wins; otherwise the class name without its "Api" or "View"
+    suffix, a "Collection" or "List" the plural of what it lists, a "Detail" the thing.
+    """
+    explicit = getattr(view, "name", None)
+    if explicit:
+        return str(explicit)
+    name = view.__class__.__name__
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and name != suffix:
+            name = name[: -len(suffix)]
+            break
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", name) or [name]
+    if len(words) > 1 and words[-1] in ("Collection", "List"):
+        words = [*words[:-2], _plural(words[-2])]
+    elif len(words) > 1 and words[-1] == "Detail":
+        words = words[:-1]
+    text = " ".join([words[0], *(w if w.isupper() else w.lower() for w in words[1:])])
+    suffix = getattr(view, "suffix", None)
+    return f"{text} {suffix.lower()}" if suffix else text
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word if word.endswith("s") else word + "s"

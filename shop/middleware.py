@@ -11,7 +11,11 @@ view (an unknown route, a bad Host header, a CSRF failure).
 from __future__ import annotations
 
 import logging
+import re
+import time
+import uuid
 from collections.abc import Callable
+from functools import partial
 from http import HTTPStatus
 
 from django.conf import settings
@@ -24,8 +28,12 @@ from django.core.exceptions import (
 )
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
+from outbox import context
+from shop import logs
+
 logger = logging.getLogger("django.request")
 security_logger = logging.getLogger("django.security")
+access_logger = logging.getLogger("shop.request")
 
 API_PREFIX = "/api/"
 
@@ -136,3 +144,68 @@ class ApiErrorMiddleware:
 def _is_json(response: HttpResponse) -> bool:
     content_type = response.get("Content-Type", "")
     return content_type.startswith("application/json") or "+json" in content_type.split(";")[0]
+
+
+# What a request id or correlation id taken from a client may look like; anything else is
+# replaced by one of our own (a log line must not carry what a client chose to inject).
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Probes and scrapers: their requests are logged at DEBUG, so INFO stays quiet at rest.
+_QUIET_PATHS = ("/health/", "/metrics")
+
+
+def _client_id(value: str | None) -> str | None:
+    return value if value and _CLIENT_ID.match(value) else None
+
+
+def _actor(request: HttpRequest) -> str:
+    """Who is acting, asked when an event is published (the API authenticates in the view)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return "anonymous"
+
+
+class RequestContextMiddleware:
+    """Gives every request an id, and the events and log lines of the request their context.
+
+    The request id is the client's ``X-Request-ID`` (when it is a plain token) or a new
+    one; the correlation id the client's ``X-Correlation-ID`` or the request id. Both
+    are returned as response headers. Events published while the request runs carry
+    the correlation id and the acting user (``outbox.context``); log lines carry both
+    ids (``shop.logs``), and one line per request says how it was answered.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = _client_id(request.headers.get("X-Request-ID")) or uuid.uuid4().hex
+        correlation_id = _client_id(request.headers.get("X-Correlation-ID")) or request_id
+        started = time.perf_counter()
+        with (
+            logs.request_context(request_id),
+            context.caused_by(
+                correlation_id=correlation_id, causation_id=None, actor=partial(_actor, request)
+            ),
+        ):
+            response = self.get_response(request)
+            level = logging.DEBUG if request.path.startswith(_QUIET_PATHS) else logging.INFO
+            if access_logger.isEnabledFor(level):
+                access_logger.log(
+                    level,
+                    "%s %s %s (%.0f ms)",
+                    request.method,
+                    request.get_full_path()[:500],
+                    response.status_code,
+                    (time.perf_counter() - started) * 1000,
+                    extra={"status": response.status_code, "actor": _actor(request)},
+                )
+        response["X-Request-ID"] = request_id
+        response["X-Correlation-ID"] = correlation_id
+        return response
+
+    def process_view(
+        self, request: HttpRequest, view: Callable, args: tuple, kwargs: dict[str, object]
+    ) -> None:
+        # /api/orders/42/...: the lines of the request name the order.
+        logs.bind(order_id=kwargs.get("order_id"))

@@ -117,6 +117,18 @@ def password_change(*, user: AbstractBaseUser, old_password: str, new_password: 
         return auth_token_issue(user=user)
 
 
+def password_reset(*, user: AbstractBaseUser, password: str) -> None:
+    """Set ``user``'s password without the old one (an operator's reset); every token ends.
+
+    Raises ``DomainError`` (field "password") when the validators reject it; nothing
+    changes then.
+    """
+    _check(lambda: validate_password(password, user=user), field="password")
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+
+
 def _check(validate: Callable[[], object], *, field: str) -> None:
     try:
         validate()

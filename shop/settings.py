@@ -12,6 +12,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from outbox.conf import beat_schedule as outbox_beat_schedule
+from shop.logs import logging_config, parse_levels
 from shop.rates import Rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # Load balancers probe health over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -78,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A request id for every request, and the context its events and log lines carry.
+    "shop.middleware.RequestContextMiddleware",
     "shop.metrics.MetricsMiddleware",
     # Whatever fails below it, a client of /api/ gets a JSON error (metrics count it).
     "shop.middleware.ApiErrorMiddleware",
@@ -154,13 +157,22 @@ WHITENOISE_USE_FINDERS = DEBUG
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# Logging (shop.logs): LOGGING is made at the end, once the beat schedule is known.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# "plain" lines, or "json": one object per line with the request, correlation and event ids.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+try:
+    # Per-logger levels, e.g. "outbox.handled=WARNING" (no line per event applied).
+    LOG_LEVELS = parse_levels(env.str("LOG_LEVELS", default=""))
+except ValueError as exc:
+    raise SystemExit(f"LOG_LEVELS: {exc}") from None
+if LOG_FORMAT not in ("plain", "json"):
+    raise SystemExit(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+# A handler's log lines carry these payload fields of the event it applies.
+OUTBOX_LOG_PAYLOAD_FIELDS = ("order_id",)
+
+# Where a browser session's login (/api-auth/login/, for the API docs) goes afterwards.
+LOGIN_REDIRECT_URL = "/api/docs/"
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -176,6 +188,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "shop.schema.AutoSchema",
     "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    # Names that read as resources ("Orders", "Order cancel"), not "Order Collection Api".
+    "VIEW_NAME_FUNCTION": "shop.api.view_name",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
@@ -291,6 +305,12 @@ OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 OUTBOX_READERS = env.bool("OUTBOX_READERS", default=True)
 # The event schema snapshot leaves out the test suite's and the benchmark's events.
 OUTBOX_SCHEMA_SNAPSHOT_EXCLUDE = ("outbox.tests", "bench")
+# /health/ready: at most this many entries a group has not read yet, and an unpublished
+# event at most this old (seconds).
+OUTBOX_READY_MAX_LAG = env.int("OUTBOX_READY_MAX_LAG", default=10_000)
+OUTBOX_READY_MAX_UNPUBLISHED_AGE_S = env.float("OUTBOX_READY_MAX_UNPUBLISHED_AGE_S", default=60.0)
+# Where the worker's processes leave the heartbeat that `manage.py outbox_worker_alive` reads.
+OUTBOX_HEARTBEAT_DIR = env.str("OUTBOX_HEARTBEAT_DIR", default="") or None
 
 # How long an order's Idempotency-Key is remembered; an older one places a new order.
 IDEMPOTENCY_KEY_RETENTION_HOURS = env.int("IDEMPOTENCY_KEY_RETENTION_HOURS", default=24)
@@ -329,6 +349,8 @@ PAYMENTS_POLL_INTERVAL_S = env.float("PAYMENTS_POLL_INTERVAL_S", default=5.0)
 # How long a PENDING or CANCELLING order waits for the other apps before it is resolved.
 ORDERS_DEADLINE_S = env.float("ORDERS_DEADLINE_S", default=120.0)
 ORDERS_DEADLINE_POLL_INTERVAL_S = env.float("ORDERS_DEADLINE_POLL_INTERVAL_S", default=5.0)
+# seed_demo keeps the demo users' generated passwords here (make run shows them; demo uses them).
+DEMO_CREDENTIALS_FILE = env.path("DEMO_CREDENTIALS_FILE", default=BASE_DIR / ".demo-users.json")
 # Named hold points (shop.failpoints) for tests that force an ordering; off in production.
 FAILPOINTS_ENABLED = env.bool("FAILPOINTS_ENABLED", default=False)
 # Callables whose dicts are merged into outbox_status and /api/outbox/status/.
@@ -343,3 +365,12 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": ORDERS_DEADLINE_POLL_INTERVAL_S,
     },
 }
+
+# Beat's routine tasks log their "received", "succeeded" and "Sending due task" lines at
+# DEBUG: at INFO a shop at rest says next to nothing.
+LOGGING = logging_config(
+    fmt=LOG_FORMAT,
+    level=LOG_LEVEL,
+    levels=LOG_LEVELS,
+    routine_tasks={entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()},
+)

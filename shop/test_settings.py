@@ -5,6 +5,7 @@ effects its handlers applied, so the outbox can be exercised without the shop.
 """
 
 import os
+import tempfile
 
 # DEBUG is off in tests, so the settings need a key that is not the public default.
 os.environ.setdefault("SECRET_KEY", "test-settings-only-not-a-secret-" + "x" * 32)
@@ -19,3 +20,7 @@ OUTBOX_MAX_ATTEMPTS = 3
 # Rate limits are off except in the tests of them (which turn them on with a cache
 # key prefix of their own), so other tests need not mind how many logins they make.
 RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", default=False)
+# Demo passwords of seed_demo run by tests: never the checkout's own file.
+DEMO_CREDENTIALS_FILE = os.path.join(
+    tempfile.gettempdir(), f"shop-test-demo-users-{os.getpid()}.json"
+)

@@ -1,7 +1,19 @@
 """The accounts API: sign up, log in and out, change the password, see who you are."""
 
+from typing import Any
+
 from django.contrib.auth import logout, update_session_auth_hash
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from django.contrib.auth.views import LoginView
+from django.forms.utils import ErrorDict
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -151,3 +163,81 @@ class CustomerMeApi(APIView):
     @extend_schema(operation_id="customers_me", responses=OutputSerializer)
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(request.user).data)
+
+
+class ApiRootApi(APIView):
+    """Where everything in the API starts: links to each resource and to the docs."""
+
+    permission_classes = [AllowAny]
+    name = "API root"
+
+    @extend_schema(
+        operation_id="api_root",
+        summary="The API's entry points",
+        responses=inline_serializer(
+            name="ApiRoot",
+            fields={
+                "docs": serializers.URLField(),
+                "schema": serializers.URLField(),
+                "links": serializers.DictField(child=serializers.URLField()),
+            },
+        ),
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        def url(name: str) -> str:
+            return request.build_absolute_uri(reverse(name))
+
+        return Response(
+            {
+                "docs": url("docs"),
+                "schema": url("schema"),
+                "links": {
+                    "sign_up": url("customer-sign-up"),
+                    "log_in": url("auth-token"),
+                    "me": url("customer-me"),
+                    "products": url("inventory:product-list"),
+                    "orders": url("orders:list"),
+                    "payments": url("payments:payment-list"),
+                    "shipments": url("shipment-list"),
+                    "notifications": url("notification-list"),
+                    "outbox_status": url("outbox-status"),
+                    "outbox_dead_letters": url("outbox-dead-letters"),
+                },
+            }
+        )
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    """GET /: what runs here, and where to go."""
+    return render(request, "shop/landing.html", {"user": request.user})
+
+
+class BrowserLoginView(LoginView):
+    """A browser's session login (for the API docs' "Try it out"), under the API's rate limits.
+
+    Counted as ``POST /api/auth/token/`` is: every attempt per client address, and
+    failed attempts per username; over a limit the form says when to try again (429).
+    """
+
+    template_name = "rest_framework/login.html"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        address = ratelimit.hit("login_address", ratelimit.client_address(request))
+        username = str(request.POST.get("username", "")).strip().lower()
+        failed = ratelimit.hit("login_user", username) if username else None
+        over = [hit for hit in (address, failed) if hit is not None and hit.retry_after]
+        if over:
+            wait = max(hit.retry_after or 0 for hit in over)
+            form = self.get_form()
+            # Not validated: over the limit, the password is not even checked.
+            form._errors, form.cleaned_data = ErrorDict(), {}
+            form.add_error(None, f"Too many login attempts; try again in {wait} s.")
+            response = self.render_to_response(self.get_context_data(form=form))
+            response.status_code = 429
+            response["Retry-After"] = str(wait)
+            return response
+        response = super().post(request, *args, **kwargs)
+        if failed is not None and request.user.is_authenticated:
+            ratelimit.refund(failed)  # a success is not counted per username
+        return response

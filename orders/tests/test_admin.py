@@ -107,3 +107,19 @@ def test_the_order_page_draws_the_saga(admin_client, order):
     assert response.status_code == 200
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in content
     assert "reserve stock" in content and "charge payment" in content
+
+
+def test_each_timeline_entry_links_to_its_events_lifecycle(admin_client, order):
+    # given the order's timeline entry for its own OrderCreated
+    entry = TimelineEntry.objects.get(order_id=order.pk, event_type="orders.OrderCreated")
+
+    # when
+    content = admin_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+
+    # then the entry links to the event's lifecycle page, and its data is shown as fields
+    link = (
+        f'<a href="/admin/outbox/outboxevent/lifecycle/{entry.event_id}/">orders.OrderCreated</a>'
+    )
+    assert link in content
+    assert f"order_id: {order.pk}, customer_id: 7" in content
+    assert "payment_reference" in content and "tok_visa" not in content

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from orders import services
+from orders.handlers import TIMELINE_EVENTS
 from orders.models import IdempotencyKey, Order, TimelineEntry
 from orders.tests.factories import (
     age_idempotency_key,
@@ -19,6 +20,7 @@ from orders.tests.factories import (
     timeline_project,
 )
 from outbox.testing import deliver
+from shop import vault
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +88,7 @@ def test_place_returns_201_with_the_order(alice):
     }
     assert body["created_at"].endswith("Z")
     assert response["Location"] == f"/api/orders/{order.pk}/"
-    assert order.payment_token == "tok_visa"
+    assert vault.payment_token_resolve(reference=order.payment_reference) == "tok_visa"
     assert [event for event, _ in order_events(order.pk)] == ["orders.OrderCreated"]
 
 
@@ -96,7 +98,12 @@ def test_place_passes_the_payment_token_on(alice):
     )
 
     assert response.status_code == 201
-    assert order_events(response.data["id"])[0][1]["payment_token"] == "tok_chargeDeclined"
+    payload = order_events(response.data["id"])[0][1]
+    # the event carries a reference that payments resolves, never the token itself
+    assert "tok_chargeDeclined" not in json.dumps(payload)
+    assert vault.payment_token_resolve(reference=payload["payment_reference"]) == (
+        "tok_chargeDeclined"
+    )
 
 
 def test_replay_with_the_same_key_and_body_returns_the_same_order_with_200(alice):
@@ -342,6 +349,7 @@ def test_detail_shows_status_lines_and_the_timeline_in_sequence_order(alice):
             {"order_id": order.pk, "marker": sequence},
             aggregate_type="test",
             aggregate_id=order.pk,
+            version=TIMELINE_EVENTS[event_type],
         )
         TimelineEntry.objects.filter(order_id=order.pk, event_type=event_type).update(
             sequence=sequence

@@ -8,6 +8,7 @@ from django.utils import timezone
 from orders import services
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine
 from orders.tests.factories import age_idempotency_key, order_events, place, seed_product
+from shop import vault
 from shop.errors import Conflict, DomainError, NotFound
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,7 @@ def test_place_prices_lines_from_the_replica_and_publishes_order_created():
     assert order.status == Order.Status.PENDING
     assert order.total == Decimal("27.50")
     assert order.currency == "EUR"
-    assert order.payment_token == "tok_visa"
+    assert vault.payment_token_resolve(reference=order.payment_reference) == "tok_visa"
     assert [
         (line.sku, line.name, line.unit_price, line.quantity) for line in order.lines.all()
     ] == [
@@ -59,7 +60,7 @@ def test_place_prices_lines_from_the_replica_and_publishes_order_created():
                 ],
                 "total": "27.50",
                 "currency": "EUR",
-                "payment_token": "tok_visa",
+                "payment_reference": order.payment_reference,
             },
         )
     ]
@@ -68,8 +69,9 @@ def test_place_prices_lines_from_the_replica_and_publishes_order_created():
 def test_place_uses_the_default_payment_token():
     order = place(7, [("SKU-1", 1)])
 
-    assert order.payment_token == "tok_visa"
-    assert order_events(order.pk)[0][1]["payment_token"] == "tok_visa"
+    reference = order_events(order.pk)[0][1]["payment_reference"]
+    assert reference == order.payment_reference
+    assert vault.payment_token_resolve(reference=reference) == "tok_visa"
 
 
 def test_place_uses_the_price_the_replica_has_now():
@@ -701,3 +703,39 @@ def test_catalogue_upsert_rejects_a_bad_price(price):
         services.catalogue_upsert(sku="SKU-9", name="Nine", price=price)
 
     assert not CatalogueItem.objects.filter(sku="SKU-9").exists()
+
+
+# --- the saga's duration -------------------------------------------------------------------
+
+
+def _saga_count(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return (
+        REGISTRY.get_sample_value("shop_saga_duration_seconds_count", {"outcome": outcome}) or 0.0
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_saga_duration_is_observed_once_the_outcome_commits():
+    # given a placed order
+    seed_product()
+    order = place(7, [("SKU-1", 1)])
+    confirmed, cancelled = _saga_count("confirmed"), _saga_count("cancelled")
+
+    # when its stock is reserved inside a transaction that rolls back, nothing is observed
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.order_record_payment_result(order_id=order.pk, captured=True)
+        services.order_record_stock_result(order_id=order.pk, reserved=True)
+        raise RuntimeError("rolled back")
+    assert _saga_count("confirmed") == confirmed
+
+    # when it is confirmed for real, then cancelled on request
+    services.order_record_payment_result(order_id=order.pk, captured=True)
+    services.order_record_stock_result(order_id=order.pk, reserved=True)
+    other = place(8, [("SKU-1", 1)])
+    services.order_cancel(order_id=other.pk)
+
+    # then one observation per outcome
+    assert _saga_count("confirmed") == confirmed + 1
+    assert _saga_count("cancelled") == cancelled + 1

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders import services
-from orders.handlers import TIMELINE_EVENT_TYPES, timeline
+from orders.handlers import TIMELINE_EVENT_TYPES, TIMELINE_EVENTS, timeline
 from orders.models import Order, TimelineEntry
 from orders.tests.factories import place, seed_product
 from outbox.layout import slot_for
@@ -189,6 +189,7 @@ def test_each_timeline_handler_projects_its_event_once():
                 aggregate_type=aggregate_type,
                 aggregate_id=aggregate_id,
                 event_id=event_ids[event_type],
+                version=TIMELINE_EVENTS[event_type],
             )
 
     # then

@@ -149,7 +149,15 @@ for n in range(4):
 class Shop:
     """Web (gunicorn), worker and beat under the run command's supervisor, seeded and reachable."""
 
-    def __init__(self, *, database_url: str, redis_url: str, port: int, logdir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        redis_url: str,
+        port: int,
+        logdir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.database_url = database_url
         self.log = logdir / "shop.log"
@@ -175,6 +183,7 @@ class Shop:
             METRICS_TOKEN="fault-test-metrics-token",
             PYTHONUNBUFFERED="1",
         )
+        self.env.update(env or {})
         prepare_metrics_dir(self.env)
         for step in (["migrate", "--noinput", "-v0"], ["shell", "-c", SEED]):
             subprocess.run(

@@ -17,7 +17,20 @@ def test_the_demo_exits_with_one_readable_line_when_the_shop_does_not_answer(set
     url = f"http://127.0.0.1:{closed_port()}"
 
     result = subprocess.run(
-        [sys.executable, "manage.py", "demo", "--url", url, "--username", "x", "--password", "y"],
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--url",
+            url,
+            "--username",
+            "x",
+            "--password",
+            "y",
+            # a password that starts with "-" is a value, not an option
+            "--admin-password",
+            "-starts-with-a-dash",
+        ],
         cwd=django_settings.BASE_DIR,
         env=process_env(settings),
         capture_output=True,

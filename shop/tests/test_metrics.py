@@ -88,6 +88,13 @@ def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, settings):
         assert _value(text, "outbox_dead_letters_open") == 0
         assert _value(text, "outbox_group_lag", group="payments") == 0
         assert _value(text, "outbox_events_dead_lettered_total") == 0
+        # and the saga's duration, placement to confirmation, per outcome
+        assert _value(text, "shop_saga_duration_seconds_count", outcome="confirmed") == 3
+        assert _value(text, "shop_saga_duration_seconds_sum", outcome="confirmed") > 0
+        assert (
+            _value(text, "shop_saga_duration_seconds_bucket", outcome="confirmed", le="60.0") == 3
+        )
+        assert _value(text, "shop_saga_duration_seconds_count", outcome="cancelled") == 0
     finally:
         if shop is not None:
             shop.stop()

@@ -1,4 +1,8 @@
+import json
+import os
 import re
+import stat
+from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -6,6 +10,7 @@ from django.core.management import call_command
 
 from inventory import selectors as inventory
 from outbox.models import OutboxEvent
+from shop.management.commands import seed_demo
 
 pytestmark = pytest.mark.django_db
 
@@ -13,8 +18,6 @@ DEMO_SKUS = ["KB-001", "MS-002", "MN-003", "CB-004", "HP-005", "WC-006", "LS-007
 
 
 def seed() -> str:
-    from io import StringIO
-
     out = StringIO()
     call_command("seed_demo", stdout=out)
     return out.getvalue()
@@ -27,11 +30,13 @@ def demo_events() -> list[int]:
 
 
 @pytest.fixture
-def demo_env(monkeypatch):
+def demo_env(monkeypatch, settings, tmp_path):
     for name in ("DEMO_ADMIN_USERNAME", "DEMO_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DEMO_CUSTOMER_USERNAME", "shopper")
     monkeypatch.setenv("DEMO_CUSTOMER_PASSWORD", "a-long-pass-phrase-42")
+    settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-users.json"
+    return settings.DEMO_CREDENTIALS_FILE
 
 
 def test_seed_creates_the_catalogue_and_the_users(demo_env):
@@ -82,8 +87,11 @@ def test_seeding_twice_changes_nothing(demo_env, monkeypatch):
     assert get_user_model().objects.get(username="shopper").check_password("a-long-pass-phrase-42")
     assert inventory.product_get(sku="KB-001").available == 25
     assert "Products: 7 in the demo catalogue, 0 created (all existed already)" in out
-    assert "Staff user: admin (exists already, password unchanged)" in out
-    assert "Customer: shopper (exists already, password unchanged)" in out
+    assert "Staff user: admin (exists already, password kept in demo-users.json)" in out
+    assert (
+        "Customer: shopper (exists already, password unchanged; "
+        "`manage.py seed_demo --reset-passwords` sets a new one)" in out
+    )
 
 
 def test_a_weak_customer_password_from_the_environment_is_refused(demo_env, monkeypatch):
@@ -95,3 +103,51 @@ def test_a_weak_customer_password_from_the_environment_is_refused(demo_env, monk
         seed()
 
     assert not get_user_model().objects.filter(username="shopper").exists()
+
+
+def test_generated_passwords_are_kept_in_a_file_only_its_owner_reads(demo_env):
+    # when
+    out = seed()
+
+    # then the generated staff password is in the file the output names, readable by its owner
+    kept = json.loads(demo_env.read_text())
+    assert list(kept) == ["admin"]  # the customer's password came from the environment
+    assert get_user_model().objects.get(username="admin").check_password(kept["admin"]["password"])
+    assert stat.S_IMODE(os.stat(demo_env).st_mode) == 0o600
+    assert f"Generated passwords are kept in {demo_env}" in out
+
+
+def test_reset_passwords_gives_the_demo_users_new_ones(demo_env, monkeypatch):
+    # given
+    seed()
+    old = json.loads(demo_env.read_text())["admin"]["password"]
+    monkeypatch.delenv("DEMO_CUSTOMER_PASSWORD")
+
+    # when
+    out = StringIO()
+    call_command("seed_demo", reset_passwords=True, stdout=out)
+
+    # then both users have the new generated passwords the file keeps, and the old one is gone
+    kept = json.loads(demo_env.read_text())
+    admin = get_user_model().objects.get(username="admin")
+    assert kept["admin"]["password"] != old
+    assert admin.check_password(kept["admin"]["password"])
+    assert not admin.check_password(old)
+    shopper = get_user_model().objects.get(username="shopper")
+    assert shopper.check_password(kept["customer"]["password"])
+    assert f"Customer: shopper, new password: {kept['customer']['password']} (generated)" in (
+        out.getvalue()
+    )
+
+
+def test_a_generated_password_never_starts_with_a_dash(monkeypatch):
+    # given token_urlsafe that first draws a password starting with "-"
+    draws = iter(["-looks-like-an-option", "a-fine-password"])
+    monkeypatch.setattr(seed_demo.secrets, "token_urlsafe", lambda n: next(draws))
+    monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
+
+    # when
+    password, generated = seed_demo._password("DEMO_ADMIN_PASSWORD")
+
+    # then
+    assert (password, generated) == ("a-fine-password", True)

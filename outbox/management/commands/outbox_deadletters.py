@@ -1,3 +1,5 @@
+import getpass
+
 from django.core.management import BaseCommand, CommandError
 
 from outbox import deadletters
@@ -5,7 +7,10 @@ from outbox.models import DeadLetter
 
 
 class Command(BaseCommand):
-    help = "List dead letters, show one, or retry them (in each aggregate's order)."
+    help = (
+        "List dead letters, show one, retry them (in each aggregate's order), or discard them "
+        "(never applied; recorded with who and why)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--group", help="only this consumer group")
@@ -13,12 +18,19 @@ class Command(BaseCommand):
         parser.add_argument("--show", type=int, metavar="ID", help="print one dead letter in full")
         parser.add_argument("--retry", type=int, nargs="+", metavar="ID", help="retry these")
         parser.add_argument("--retry-all", action="store_true", help="retry every open dead letter")
+        parser.add_argument(
+            "--discard", type=int, nargs="+", metavar="ID", help="discard these (needs --reason)"
+        )
+        parser.add_argument("--reason", help="why they are discarded (recorded)")
+        parser.add_argument("--by", help="who discards them (default: the login name)")
 
     def handle(self, *args, **options) -> None:
         if options["show"] is not None:
             return self._show(options["show"])
         if options["retry"] or options["retry_all"]:
             return self._retry(options)
+        if options["discard"]:
+            return self._discard(options)
         qs = DeadLetter.objects.order_by("id")
         if not options["all"]:
             qs = qs.filter(status=DeadLetter.Status.DEAD)
@@ -53,6 +65,9 @@ class Command(BaseCommand):
             "error",
             "created_at",
             "resolved_at",
+            "discarded_at",
+            "discarded_by",
+            "discard_reason",
         ):
             self.stdout.write(f"{name:<15} {getattr(letter, name)}")
         self.stdout.write(f"entry           {letter.fields}")
@@ -79,3 +94,21 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(outcome.resolved)} resolved, {len(outcome.failed)} failed")
         if outcome.failed:
             raise CommandError(f"{len(outcome.failed)} dead letter(s) failed again")
+
+    def _discard(self, options) -> None:
+        reason = (options["reason"] or "").strip()
+        if not reason:
+            raise CommandError("--discard needs --reason: why they are never to be applied")
+        ids = options["discard"]
+        missing = set(ids) - set(DeadLetter.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if missing:
+            raise CommandError(f"no dead letter #{', #'.join(map(str, sorted(missing)))}")
+        try:
+            outcome = deadletters.discard(ids, by=options["by"] or getpass.getuser(), reason=reason)
+        except deadletters.LeaseBusy as exc:
+            raise CommandError(f"{exc}; try again in a moment") from None
+        for pk in outcome.discarded:
+            self.stdout.write(f"#{pk} discarded")
+        for pk, why in outcome.skipped.items():
+            self.stdout.write(f"#{pk} left as it is: {why}")
+        self.stdout.write(f"{len(outcome.discarded)} discarded, {len(outcome.skipped)} left")

@@ -16,6 +16,8 @@ from urllib.request import Request, urlopen
 
 from django.core.management.base import BaseCommand, CommandError
 
+from shop.management.commands.seed_demo import RESET_HINT, credentials_file, read_credentials
+
 POLL_INTERVAL_S = 0.5
 # After an order leaves PENDING, its timeline (a read model) and the compensations
 # (refund, release) may still be on their way: wait until the timeline has not grown
@@ -84,30 +86,53 @@ def _decode(raw: bytes) -> Any:
         return raw.decode(errors="replace")[:200]
 
 
+# Options that take a value: "--password -x..." means the value "-x...", not an option.
+VALUE_OPTIONS = ("--url", "--username", "--password", "--admin-username", "--admin-password")
+
+
+def joined_values(argv: list[str]) -> list[str]:
+    """``--password -abc`` as ``--password=-abc``: argparse would take ``-abc`` for an option."""
+    joined: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in VALUE_OPTIONS:
+            value = next(args, None)
+            joined.append(arg if value is None else f"{arg}={value}")
+        else:
+            joined.append(arg)
+    return joined
+
+
 class Command(BaseCommand):
     help = (
         "Place three orders through the API of a running shop (one that succeeds, one out of "
-        "stock, one with a declined card), wait for each saga to finish and print what "
-        "happened. With staff credentials it also dispatches the good order."
+        "stock, one with a declined card) as the demo customer, wait for each saga to finish, "
+        "print what happened, then dispatch the good order as the demo staff user until it is "
+        "SHIPPED. The users and passwords are seed_demo's (kept in DEMO_CREDENTIALS_FILE) "
+        "unless given."
     )
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        super().run_from_argv(joined_values(argv))
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--url", default=os.environ.get("DEMO_URL", "http://127.0.0.1:8000"))
         parser.add_argument(
-            "--username", help="customer username (default: $DEMO_CUSTOMER_USERNAME or customer)"
+            "--username",
+            help="customer username (default: $DEMO_CUSTOMER_USERNAME, seed_demo's, or customer)",
         )
         parser.add_argument(
             "--password",
-            help="customer password (default: $DEMO_CUSTOMER_PASSWORD; without one a fresh "
-            "demo customer signs up)",
+            help="customer password (default: $DEMO_CUSTOMER_PASSWORD or the one seed_demo "
+            "kept; without one a fresh demo customer signs up)",
         )
         parser.add_argument(
-            "--admin-username", help="staff username (default: $DEMO_ADMIN_USERNAME or admin)"
+            "--admin-username",
+            help="staff username (default: $DEMO_ADMIN_USERNAME, seed_demo's, or admin)",
         )
         parser.add_argument(
             "--admin-password",
-            help="staff password (default: $DEMO_ADMIN_PASSWORD; without one nothing is "
-            "dispatched)",
+            help="staff password (default: $DEMO_ADMIN_PASSWORD or the one seed_demo kept)",
         )
         parser.add_argument(
             "--timeout", type=float, default=30.0, help="seconds to wait for each saga"
@@ -126,9 +151,16 @@ class Command(BaseCommand):
             ) from None
 
     def _run(self, url: str, options: dict[str, Any]) -> None:
+        kept = read_credentials()
+        staff = _credentials(options, kept, "admin", "DEMO_ADMIN", "admin")
+        if not staff[1]:
+            raise CommandError(
+                f"no password for the staff user {staff[0]}, who dispatches the good order: "
+                f"give --admin-password or DEMO_ADMIN_PASSWORD, or run `{RESET_HINT}` "
+                f"(it keeps new passwords in {credentials_file()})"
+            )
         customer = Api(url)
-        username = options["username"] or os.environ.get("DEMO_CUSTOMER_USERNAME") or "customer"
-        password = options["password"] or os.environ.get("DEMO_CUSTOMER_PASSWORD")
+        username, password = _credentials(options, kept, "customer", "DEMO_CUSTOMER", "customer")
         if not password:
             username, password = self._sign_up(customer)
         customer.token = self._token(customer, username, password)
@@ -137,10 +169,6 @@ class Command(BaseCommand):
         orders = [(self._place(customer, scenario), scenario) for scenario in SCENARIOS]
         details = self._wait_for_outcomes(customer, [order_id for order_id, _ in orders])
         self._print_table(orders, details)
-
-        good_id, good = orders[0]
-        if details[good_id]["status"] == good.expected:
-            self._dispatch(url, customer, good_id, options)
         unexpected = [
             order_id
             for order_id, scenario in orders
@@ -152,7 +180,11 @@ class Command(BaseCommand):
                 + ", ".join(f"#{order_id}" for order_id in unexpected)
                 + " (is the Celery worker running?)"
             )
-        self.stdout.write(self.style.SUCCESS("Every order ended as expected."))
+        good_id = orders[0][0]
+        self._dispatch(url, customer, good_id, staff)
+        self.stdout.write(
+            self.style.SUCCESS(f"Every order ended as expected; order #{good_id} is SHIPPED.")
+        )
 
     def _sign_up(self, api: Api) -> tuple[str, str]:
         username = f"demo-{secrets.token_hex(4)}"
@@ -237,17 +269,12 @@ class Command(BaseCommand):
             self.stdout.write("  ".join([*cells, row[-1]]))
         self.stdout.write("")
 
-    def _dispatch(self, url: str, customer: Api, order_id: int, options: dict[str, Any]) -> None:
-        username = options["admin_username"] or os.environ.get("DEMO_ADMIN_USERNAME") or "admin"
-        password = options["admin_password"] or os.environ.get("DEMO_ADMIN_PASSWORD")
-        if not password:
-            self.stdout.write(
-                f"Not dispatching order #{order_id}: no staff password "
-                "(--admin-password or DEMO_ADMIN_PASSWORD)."
-            )
-            return
+    def _dispatch(
+        self, url: str, customer: Api, order_id: int, credentials: tuple[str, str | None]
+    ) -> None:
+        username, password = credentials
         staff = Api(url)
-        staff.token = self._token(staff, username, password)
+        staff.token = self._token(staff, username, str(password))
         deadline = time.monotonic() + self.timeout_s
         shipment = None
         while shipment is None:
@@ -279,6 +306,24 @@ class Command(BaseCommand):
             f"Order #{order_id} is SHIPPED; timeline: "
             + ", ".join(entry["type"] for entry in detail["timeline"])
         )
+
+
+def _credentials(
+    options: dict[str, Any], kept: dict[str, dict[str, str]], role: str, env: str, default: str
+) -> tuple[str, str | None]:
+    """(username, password): the options', else the environment's, else what seed_demo kept."""
+    prefix = "admin_" if role == "admin" else ""
+    stored = kept.get(role, {})
+    username = (
+        options.get(f"{prefix}username")
+        or os.environ.get(f"{env}_USERNAME")
+        or stored.get("username")
+        or default
+    )
+    password = options.get(f"{prefix}password") or os.environ.get(f"{env}_PASSWORD")
+    if not password and stored.get("username") == username:
+        password = stored.get("password")
+    return username, password or None
 
 
 def _decided(detail: dict[str, Any]) -> bool:
