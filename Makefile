@@ -32,7 +32,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy outbox
+	$(BIN)/mypy
 	export DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${TEST_REDIS_URL:-$(TEST_REDIS_URL)} \
 		SECRET_KEY=$${SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')}; \
 	$(BIN)/python manage.py check --fail-level WARNING && \
@@ -55,7 +55,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy outbox
+	$(BIN)/mypy
 
 ## Relay and consumer throughput and latency; prints a table and writes bench/outbox.json.
 ## It needs a database of its own (created when missing) and Redis db 13; see bench/README.md.

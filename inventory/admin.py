@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -71,10 +72,10 @@ class ProductAdmin(admin.ModelAdmin):
         kwargs["form"] = ProductAddForm if obj is None else ProductChangeForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Product | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["sku", "name", "price", "stock"]
-        return ["sku", "name", "price", "on_hand", "reserved", "available", "updated_at"]
+            return ("sku", "name", "price", "stock")
+        return ("sku", "name", "price", "on_hand", "reserved", "available", "updated_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> list[str]:
         if obj is None:
@@ -122,7 +123,7 @@ class ProductAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "products": queryset.order_by("sku"),
             "form": form,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/inventory/product/restock.html", context)
 

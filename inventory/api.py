@@ -15,9 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory import selectors, services
-from inventory.models import Product
+from inventory.models import SKU_MAX_LENGTH, Product
 from inventory.services import MAX_STOCK_CHANGE
-from shop.api import paginated_response, paginated_schema
+from shop.drf import paginated_response, paginated_schema
 from shop.errors import NotFound
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -71,7 +71,7 @@ def _output_serializer(request: Request) -> type[ProductOutputSerializer]:
 
 def _sku(sku: str) -> str:
     """The SKU from a URL; one that no product can have (a NUL, too long) is a 404 at once."""
-    if "\x00" in sku or len(sku) > Product._meta.get_field("sku").max_length:
+    if "\x00" in sku or len(sku) > SKU_MAX_LENGTH:
         raise NotFound(f"No product with SKU {sku!r}.")
     return sku
 

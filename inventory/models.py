@@ -1,6 +1,8 @@
 from django.db import models
 from django.db.models import F, Q
 
+SKU_MAX_LENGTH = 64
+
 
 class Product(models.Model):
     """A sellable item and its stock.
@@ -10,7 +12,7 @@ class Product(models.Model):
     overselling impossible even if a code path forgets to check.
     """
 
-    sku = models.CharField(max_length=64, unique=True)
+    sku = models.CharField(max_length=SKU_MAX_LENGTH, unique=True)
     name = models.CharField(max_length=200)
     price = models.DecimalField(max_digits=12, decimal_places=2)
     on_hand = models.IntegerField(default=0)

@@ -6,8 +6,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeGuard
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,7 +24,9 @@ from inventory.events import (
 )
 from inventory.models import Product, Reservation, ReservationLine
 from shop import failpoints
+from shop.db import insert_unless_exists
 from shop.errors import DomainError, NotFound
+from shop.money import money_text
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +42,9 @@ class LineRequest:
     quantity: int
 
 
-def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01")))
-
-
 def _publish_product_changed(product: Product) -> None:
     outbox.publish(
-        ProductChanged(sku=product.sku, product_name=product.name, price=_money(product.price))
+        ProductChanged(sku=product.sku, product_name=product.name, price=money_text(product.price))
     )
 
 
@@ -91,14 +90,9 @@ def product_create(*, sku: str, name: str, price: Decimal, stock: int = 0) -> Pr
     with transaction.atomic():
         if Product.objects.filter(sku=sku).exists():
             raise duplicate
-        try:
-            # A savepoint: a concurrent insert of the same SKU loses here, cleanly.
-            with transaction.atomic():
-                product = Product.objects.create(
-                    sku=sku, name=name, price=price, on_hand=stock, reserved=0
-                )
-        except IntegrityError:
-            raise duplicate from None
+        product = Product(sku=sku, name=name, price=price, on_hand=stock, reserved=0)
+        if not insert_unless_exists(product):  # a concurrent insert of the same SKU won
+            raise duplicate
         product.refresh_from_db()
         _publish_product_changed(product)
         _publish_stock_updated([product.sku])
@@ -251,11 +245,11 @@ def _record_reservation(
     return reservation
 
 
-def _held_reservation(order_id: int, action: str) -> tuple[Reservation | None, list]:
-    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+def _is_held(reservation: Reservation | None, order_id: int, action: str) -> TypeGuard[Reservation]:
+    """Whether ``action`` may change the order's reservation: it exists and is HELD (else logged)."""
     if reservation is None:
         logger.info("no reservation for order %s to %s: ignored", order_id, action)
-        return None, []
+        return False
     if reservation.status != Reservation.Status.HELD:
         logger.info(
             "reservation for order %s is %s, not HELD: %s ignored",
@@ -263,10 +257,15 @@ def _held_reservation(order_id: int, action: str) -> tuple[Reservation | None, l
             reservation.status,
             action,
         )
-        return reservation, []
+        return False
+    return True
+
+
+def _lines_locked(reservation: Reservation) -> list[ReservationLine]:
+    """The reservation's lines, their products locked (in sku order, as everywhere)."""
     lines = list(reservation.lines.order_by("sku"))
     _lock_products(line.sku for line in lines)
-    return reservation, lines
+    return lines
 
 
 def stock_release_for_order(*, order_id: int) -> Reservation | None:
@@ -277,9 +276,10 @@ def stock_release_for_order(*, order_id: int) -> Reservation | None:
     reservation or it is not HELD, so a repeated cancel is harmless.
     """
     with transaction.atomic():
-        reservation, lines = _held_reservation(order_id, "release")
-        if not lines:
+        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+        if not _is_held(reservation, order_id, "release"):
             return reservation
+        lines = _lines_locked(reservation)
         now = timezone.now()
         for line in lines:
             Product.objects.filter(sku=line.sku).update(
@@ -305,9 +305,10 @@ def stock_fulfil_for_order(*, order_id: int) -> Reservation | None:
     order has no reservation or it is not HELD.
     """
     with transaction.atomic():
-        reservation, lines = _held_reservation(order_id, "fulfil")
-        if not lines:
+        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+        if not _is_held(reservation, order_id, "fulfil"):
             return reservation
+        lines = _lines_locked(reservation)
         now = timezone.now()
         for line in lines:
             Product.objects.filter(sku=line.sku).update(

@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from notifications import selectors
 from notifications.models import Notification
-from shop.api import paginated_response, paginated_schema
+from shop.drf import paginated_response, paginated_schema
+from shop.viewers import Viewer
 
 
 class NotificationListApi(APIView):
@@ -28,7 +29,7 @@ class NotificationListApi(APIView):
         responses=paginated_schema("PaginatedNotifications", OutputSerializer(many=True)),
     )
     def get(self, request: Request) -> Response:
-        notifications = selectors.notification_list(customer_id=request.user.pk)
+        notifications = selectors.notification_list(viewer=Viewer.of(request.user))
         return paginated_response(request, self, notifications, self.OutputSerializer)
 
 
@@ -46,6 +47,6 @@ class NotificationDetailApi(APIView):
     @extend_schema(operation_id="notifications_retrieve", responses=OutputSerializer)
     def get(self, request: Request, notification_id: int) -> Response:
         notification = selectors.notification_get(
-            customer_id=request.user.pk, notification_id=notification_id
+            viewer=Viewer.of(request.user), notification_id=notification_id
         )
         return Response(self.OutputSerializer(notification).data)

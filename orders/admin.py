@@ -19,8 +19,8 @@ from shop.errors import DomainError
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = ["sku", "name", "unit_price", "quantity"]
-    readonly_fields = fields
+    readonly_fields = ["sku", "name", "unit_price", "quantity"]
+    fields = tuple(readonly_fields)
 
 
 @admin.register(Order)
@@ -40,7 +40,7 @@ class OrderAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "=customer_id"]
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]
-    fields = [
+    readonly_fields = [
         "id",
         "customer_id",
         "status",
@@ -57,7 +57,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "saga",
         "timeline",
     ]
-    readonly_fields = fields
+    fields = tuple(readonly_fields)
     actions = ["cancel_selected_orders"]
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:

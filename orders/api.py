@@ -1,6 +1,6 @@
 """The orders REST API: place, list, view and cancel orders.
 
-Views translate HTTP to one service or selector call; ``shop.api.exception_handler``
+Views translate HTTP to one service or selector call; ``shop.drf.exception_handler``
 turns ``shop.errors`` into 400/404/409.
 """
 
@@ -25,7 +25,9 @@ from rest_framework.views import APIView
 from orders import saga, selectors, services
 from orders.models import Order
 from shop import logs, ratelimit
-from shop.api import paginated_response, paginated_schema
+from shop.drf import paginated_response, paginated_schema
+from shop.errors import DomainError
+from shop.viewers import Viewer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -73,7 +75,10 @@ class OrderOutputSerializer(serializers.Serializer):
 class TimelineOutputSerializer(serializers.Serializer):
     type = serializers.CharField(source="event_type")
     occurred_at = serializers.DateTimeField()
-    data = serializers.JSONField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "data" is added here: declared on the class it would hide ``Serializer.data``.
+        return {**super().get_fields(), "data": serializers.JSONField()}
 
 
 class OrderDetailOutputSerializer(OrderOutputSerializer):
@@ -83,12 +88,7 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
 
     @extend_schema_field(TimelineOutputSerializer(many=True))
     def get_timeline(self, order: Order) -> list[dict[str, Any]]:
-        return TimelineOutputSerializer(self.context["timeline"], many=True).data
-
-
-def _customer_scope(request: Request) -> int | None:
-    """Staff see every order; a customer only their own."""
-    return None if request.user.is_staff else request.user.pk
+        return [TimelineOutputSerializer(entry).data for entry in self.context["timeline"]]
 
 
 def _render_detail(order: Order) -> dict[str, Any]:
@@ -106,27 +106,20 @@ class OrderCollectionApi(APIView):
         status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
 
     class PlaceInputSerializer(serializers.Serializer):
-        """An order request. A sku listed twice is rejected, not merged: one line per product."""
+        """An order request's shape; ``order_place`` enforces its rules (counts, ranges, repeats)."""
 
         class LineInputSerializer(serializers.Serializer):
-            sku = StrictCharField(max_length=services.MAX_SKU_LENGTH)
-            quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+            sku = StrictCharField(
+                help_text=f"1 to {services.MAX_SKU_LENGTH} characters; each sku once per order"
+            )
+            quantity = StrictIntegerField(help_text=f"1 to {services.MAX_QUANTITY}")
 
         lines = serializers.ListField(
-            child=LineInputSerializer(), allow_empty=False, max_length=services.MAX_LINES
+            child=LineInputSerializer(), help_text=f"1 to {services.MAX_LINES} lines"
         )
         payment_token = StrictCharField(
-            max_length=services.MAX_PAYMENT_TOKEN_LENGTH, required=False
+            required=False, help_text=f"1 to {services.MAX_PAYMENT_TOKEN_LENGTH} characters"
         )
-
-        def validate_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            skus = [line["sku"] for line in lines]
-            repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
-            if repeated:
-                raise serializers.ValidationError(
-                    f"each sku may appear only once; repeated: {', '.join(repeated)}"
-                )
-            return lines
 
     @extend_schema(
         operation_id="orders_list",
@@ -139,7 +132,7 @@ class OrderCollectionApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = selectors.order_list(
-            customer_id=_customer_scope(request), status=filters.validated_data.get("status")
+            viewer=Viewer.of(request.user), status=filters.validated_data.get("status")
         )
         return paginated_response(request, self, orders, OrderOutputSerializer)
 
@@ -162,26 +155,25 @@ class OrderCollectionApi(APIView):
         responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},
     )
     def post(self, request: Request) -> Response:
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if key is not None and not 1 <= len(key) <= services.MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise serializers.ValidationError(
-                {
-                    IDEMPOTENCY_HEADER: [
-                        f"must be 1 to {services.MAX_IDEMPOTENCY_KEY_LENGTH} characters"
-                    ]
-                }
-            )
         data = self.PlaceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        placed = services.order_place(
-            customer_id=request.user.pk,
-            lines=[
-                services.LineIn(sku=line["sku"], quantity=line["quantity"])
-                for line in data.validated_data["lines"]
-            ],
-            payment_token=data.validated_data.get("payment_token", services.DEFAULT_PAYMENT_TOKEN),
-            idempotency_key=key,
-        )
+        try:
+            placed = services.order_place(
+                customer_id=Viewer.of(request.user).user_id,
+                lines=[
+                    services.LineIn(sku=line["sku"], quantity=line["quantity"])
+                    for line in data.validated_data["lines"]
+                ],
+                payment_token=data.validated_data.get(
+                    "payment_token", services.DEFAULT_PAYMENT_TOKEN
+                ),
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            )
+        except DomainError as exc:
+            if exc.field != "idempotency_key":
+                raise
+            # Name what the client sent: the header.
+            raise DomainError(exc.message, field=IDEMPOTENCY_HEADER) from exc
         logs.bind(order_id=placed.order.pk)
         return Response(
             OrderOutputSerializer(placed.order).data,
@@ -198,7 +190,7 @@ class OrderDetailApi(APIView):
         responses=OrderDetailOutputSerializer,
     )
     def get(self, request: Request, order_id: int) -> Response:
-        order = selectors.order_get(order_id=order_id, customer_id=_customer_scope(request))
+        order = selectors.order_get(order_id=order_id, viewer=Viewer.of(request.user))
         return Response(_render_detail(order))
 
 
@@ -215,13 +207,13 @@ class OrderCancelApi(APIView):
         responses={200: OrderDetailOutputSerializer, 202: OrderDetailOutputSerializer},
     )
     def post(self, request: Request, order_id: int) -> Response:
-        scope = _customer_scope(request)
+        viewer = Viewer.of(request.user)
         order = services.order_cancel(
             order_id=order_id,
-            customer_id=scope,
-            reason=services.CUSTOMER_CANCEL_REASON
-            if scope is not None
-            else services.STAFF_CANCEL_REASON,
+            customer_id=viewer.customer_id,
+            reason=services.STAFF_CANCEL_REASON
+            if viewer.is_staff
+            else services.CUSTOMER_CANCEL_REASON,
         )
         pending = order.status == Order.Status.CANCELLING
         return Response(
@@ -278,7 +270,7 @@ class OrderSagaApi(APIView):
         responses={200: SagaOutputSerializer},
     )
     def get(self, request: Request, order_id: int) -> Response:
-        order = selectors.order_get(order_id=order_id, customer_id=None)
+        order = selectors.order_get(order_id=order_id, viewer=Viewer.of(request.user))
         steps = saga.saga_steps(order, selectors.order_timeline(order_id=order.pk))
         self.saga_steps = steps
         body = {"id": order.pk, "status": order.status, "steps": [s.as_dict() for s in steps]}

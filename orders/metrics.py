@@ -15,7 +15,7 @@ SAGA_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0),
 )
-OUTCOMES = {
+OUTCOMES: dict[str, str] = {
     Order.Status.CONFIRMED: "confirmed",
     Order.Status.SHIPPED: "shipped",
     Order.Status.CANCELLED: "cancelled",

@@ -87,7 +87,7 @@ def saga_steps(order: Order, entries: Iterable[TimelineEntry]) -> list[Step]:
         "reserve stock", start, "inventory.StockReserved", "inventory.StockReservationFailed"
     )
     charge = step("charge payment", start, "payments.PaymentProcessed", "payments.PaymentFailed")
-    both = [s.ended_at for s in (reserve, charge) if s.state == DONE]
+    both = [s.ended_at for s in (reserve, charge) if s.state == DONE and s.ended_at is not None]
     confirm = step(
         "confirm",
         max(both) if len(both) == 2 else None,

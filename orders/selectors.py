@@ -1,4 +1,4 @@
-"""Reads of orders' tables. ``customer_id=None`` means a staff reader who sees every order."""
+"""Reads of orders' tables, scoped to who is reading."""
 
 from __future__ import annotations
 
@@ -9,21 +9,22 @@ from django.utils import timezone
 
 from orders.models import Order, TimelineEntry
 from shop.errors import NotFound
+from shop.viewers import Viewer
 
 
-def order_list(*, customer_id: int | None, status: str | None = None) -> QuerySet[Order]:
-    """The orders a reader may see, newest first, with their lines prefetched."""
+def order_list(*, viewer: Viewer, status: str | None = None) -> QuerySet[Order]:
+    """The orders the viewer may see (staff: every order), newest first, lines prefetched."""
     orders = Order.objects.prefetch_related("lines").order_by("-created_at", "-id")
-    if customer_id is not None:
-        orders = orders.filter(customer_id=customer_id)
+    if viewer.customer_id is not None:
+        orders = orders.filter(customer_id=viewer.customer_id)
     if status:
         orders = orders.filter(status=status)
     return orders
 
 
-def order_get(*, order_id: int, customer_id: int | None) -> Order:
-    """One order the reader may see; raises ``NotFound`` for a missing or someone else's order."""
-    order = order_list(customer_id=customer_id).filter(pk=order_id).first()
+def order_get(*, order_id: int, viewer: Viewer) -> Order:
+    """One order the viewer may see; raises ``NotFound`` for a missing or someone else's order."""
+    order = order_list(viewer=viewer).filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"order {order_id} not found")
     return order

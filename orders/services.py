@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 import outbox
 from orders import metrics
 from orders.events import (
+    CancelReasonCode,
     OrderCancellationRefused,
     OrderCancellationRequested,
     OrderCancelled,
@@ -34,6 +36,7 @@ from orders.states import Action, next_status
 from shop import failpoints, vault
 from shop.db import insert_unless_exists
 from shop.errors import Conflict, DomainError, NotFound
+from shop.money import money_parse, money_text, to_cents
 
 CURRENCY = "EUR"
 DEFAULT_PAYMENT_TOKEN = "tok_visa"  # noqa: S105 - a test token name of the provider, not a secret
@@ -44,7 +47,6 @@ MAX_PAYMENT_TOKEN_LENGTH = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # The largest amount a DecimalField(max_digits=12, decimal_places=2) holds.
 MAX_TOTAL = Decimal("9999999999.99")
-CENT = Decimal("0.01")
 
 CUSTOMER_CANCEL_REASON = "Cancelled at the customer's request."
 STAFF_CANCEL_REASON = "Cancelled by staff."
@@ -117,18 +119,16 @@ def order_place(
                 customer_id=customer_id, lines=wanted, payment_token=payment_token
             )
             if idempotency_key is not None:
-                try:
-                    with transaction.atomic():
-                        IdempotencyKey.objects.create(
-                            customer_id=customer_id,
-                            key=idempotency_key,
-                            request_fingerprint=fingerprint,
-                            order=order,
-                        )
-                except IntegrityError:
+                claim = IdempotencyKey(
+                    customer_id=customer_id,
+                    key=idempotency_key,
+                    request_fingerprint=fingerprint,
+                    order=order,
+                )
+                if not insert_unless_exists(claim):
                     # The unique index made us wait for a concurrent request with
                     # the same key, which committed: undo ours and answer with its order.
-                    raise _IdempotencyKeyTaken from None
+                    raise _IdempotencyKeyTaken
             return PlacedOrder(order=order, created=True)
     except _IdempotencyKeyTaken:
         earlier = _order_for_key(customer_id, str(idempotency_key), fingerprint)
@@ -206,9 +206,8 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
     unknown = [line.sku for line in lines if line.sku not in catalogue]
     if unknown:
         raise DomainError(f"unknown sku: {', '.join(unknown)}", field="lines")
-    total = sum(
-        (catalogue[line.sku].price * line.quantity for line in lines), start=Decimal("0")
-    ).quantize(CENT)
+    total = sum((catalogue[line.sku].price * line.quantity for line in lines), start=Decimal("0"))
+    total = to_cents(total)
     if total > MAX_TOTAL:
         raise DomainError("the order total is too large", field="lines")
 
@@ -236,7 +235,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
             order_id=order.pk,
             customer_id=order.customer_id,
             lines=_line_payloads(order),
-            total=_money(order.total),
+            total=money_text(order.total),
             currency=order.currency,
             payment_reference=order.payment_reference,
         )
@@ -332,7 +331,7 @@ def _order_save_confirming_if_ready(order: Order, changed: list[str]) -> None:
             order_id=order.pk,
             customer_id=order.customer_id,
             lines=_line_payloads(order),
-            total=_money(order.total),
+            total=money_text(order.total),
         )
     )
 
@@ -571,7 +570,8 @@ def _order_cancel(
             order_id=order.pk,
             customer_id=order.customer_id,
             reason=reason,
-            reason_code=reason_code,
+            # One of Order.CancelReasonCode's values; the event validates it.
+            reason_code=cast(CancelReasonCode, str(reason_code)),
             previous_status=previous,
         )
     )
@@ -592,15 +592,11 @@ def _line_payloads(order: Order) -> list[OrderLinePayload]:
         OrderLinePayload(
             sku=line.sku,
             name=line.name,
-            unit_price=_money(line.unit_price),
+            unit_price=money_text(line.unit_price),
             quantity=line.quantity,
         )
         for line in order.lines.order_by("id")
     ]
-
-
-def _money(amount: Decimal) -> str:
-    return str(Decimal(amount).quantize(CENT))
 
 
 # --- the catalogue replica --------------------------------------------------------------
@@ -612,12 +608,7 @@ def catalogue_upsert(*, sku: str, name: str, price: Decimal | str) -> CatalogueI
     Idempotent: applying the same product state again writes nothing.
     Raises ``DomainError`` for a negative or malformed price.
     """
-    try:
-        amount = Decimal(price).quantize(CENT)
-    except ArithmeticError:
-        raise DomainError(f"price {price!r} is not a decimal", field="price") from None
-    if not amount.is_finite() or amount < 0:
-        raise DomainError(f"price {price!r} is not a valid amount", field="price")
+    amount = money_parse(price, field="price")
     with transaction.atomic():
         item = CatalogueItem.objects.select_for_update().filter(sku=sku).first()
         if item is not None and (item.name, item.price) == (name, amount):

@@ -7,7 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments import selectors
-from shop.api import OrderFilterSerializer, paginated_response, paginated_schema
+from shop.drf import OrderFilterSerializer, paginated_response, paginated_schema
+from shop.viewers import Viewer
 
 
 class PaymentOutputSerializer(serializers.Serializer):
@@ -32,8 +33,7 @@ class PaymentListApi(APIView):
         filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         payments = selectors.payment_list(
-            viewer_id=request.user.pk,
-            is_staff=request.user.is_staff,
+            viewer=Viewer.of(request.user),
             order_id=filters.validated_data.get("order"),
         )
         return paginated_response(request, self, payments, PaymentOutputSerializer)
@@ -44,7 +44,5 @@ class PaymentDetailApi(APIView):
 
     @extend_schema(operation_id="payments_retrieve", responses=PaymentOutputSerializer)
     def get(self, request: Request, payment_id: int) -> Response:
-        payment = selectors.payment_get(
-            payment_id=payment_id, viewer_id=request.user.pk, is_staff=request.user.is_staff
-        )
+        payment = selectors.payment_get(payment_id=payment_id, viewer=Viewer.of(request.user))
         return Response(PaymentOutputSerializer(payment).data)

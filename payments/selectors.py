@@ -4,23 +4,22 @@ from django.db.models import QuerySet
 
 from payments.models import Payment
 from shop.errors import NotFound
+from shop.viewers import Viewer
 
 
-def payment_list(
-    *, viewer_id: int, is_staff: bool, order_id: int | None = None
-) -> QuerySet[Payment]:
+def payment_list(*, viewer: Viewer, order_id: int | None = None) -> QuerySet[Payment]:
     """A customer's own payments, or everyone's for staff; optionally of one order."""
     payments = Payment.objects.order_by("-created_at", "-id")
-    if not is_staff:
-        payments = payments.filter(customer_id=viewer_id)
+    if viewer.customer_id is not None:
+        payments = payments.filter(customer_id=viewer.customer_id)
     if order_id is not None:
         payments = payments.filter(order_id=order_id)
     return payments
 
 
-def payment_get(*, payment_id: int, viewer_id: int, is_staff: bool) -> Payment:
+def payment_get(*, payment_id: int, viewer: Viewer) -> Payment:
     """One payment the viewer may see; raises ``NotFound`` otherwise (never revealing it exists)."""
-    payment = payment_list(viewer_id=viewer_id, is_staff=is_staff).filter(pk=payment_id).first()
+    payment = payment_list(viewer=viewer).filter(pk=payment_id).first()
     if payment is None:
         raise NotFound("No such payment.")
     return payment

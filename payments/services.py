@@ -24,10 +24,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 import outbox
@@ -42,11 +42,12 @@ from payments.provider import (
     get_provider,
 )
 from shop import failpoints
+from shop.db import insert_unless_exists
 from shop.errors import DomainError
+from shop.money import money_parse
 
 logger = logging.getLogger(__name__)
 
-CENT = Decimal("0.01")
 REASON_PROVIDER_UNAVAILABLE = "payment provider unavailable"
 OPEN = (Payment.Status.PENDING, Payment.Status.REFUNDING)
 
@@ -58,16 +59,6 @@ class DueAttempt:
     payment_id: int
     status: str
     tries: int
-
-
-def _amount(value: Decimal | str) -> Decimal:
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise DomainError(f"{value!r} is not an amount.", field="amount") from None
-    if not amount.is_finite() or amount < 0:
-        raise DomainError(f"{value!r} is not an amount.", field="amount")
-    return amount.quantize(CENT)
 
 
 def _resend_at(now: datetime) -> datetime:
@@ -102,7 +93,7 @@ def payment_charge_for_order(
     records nothing. Raises ``DomainError`` for a negative or malformed amount or
     a currency that is not a 3-letter code; nothing is written then.
     """
-    amount = _amount(amount)
+    amount = money_parse(amount, field="amount")
     if len(currency) != 3 or not currency.isalpha():
         raise DomainError(f"{currency!r} is not a currency code.", field="currency")
     currency = currency.upper()
@@ -112,24 +103,19 @@ def payment_charge_for_order(
         if existing is not None:
             logger.info("order %s already has a %s payment", order_id, existing.status)
             return existing
-        try:
-            # A savepoint: a concurrent delivery for the same order loses here, cleanly.
-            with transaction.atomic():
-                payment = Payment.objects.create(
-                    order_id=order_id,
-                    customer_id=customer_id,
-                    amount=amount,
-                    currency=currency,
-                    payment_token=payment_token,
-                    status=Payment.Status.PENDING,
-                    due_at=_resend_at(timezone.now()),
-                )
-        except IntegrityError:
-            existing = Payment.objects.filter(order_id=order_id).first()
-            if existing is None:
-                raise
+        payment = Payment(
+            order_id=order_id,
+            customer_id=customer_id,
+            amount=amount,
+            currency=currency,
+            payment_token=payment_token,
+            status=Payment.Status.PENDING,
+            due_at=_resend_at(timezone.now()),
+        )
+        if not insert_unless_exists(payment):
+            # A concurrent delivery for the same order inserted first and committed.
             logger.info("order %s was charged concurrently", order_id)
-            return existing
+            return Payment.objects.get(order_id=order_id)
         _send_after_commit(payment)
     return payment
 

@@ -162,12 +162,15 @@ class SimulatedProvider:
                 # The provider's own bookkeeping, committed before it answers.
                 with transaction.atomic():
                     values = fields() if callable(fields) else fields
-                    operation = (
+                    found = (
                         Operation.objects.select_for_update().filter(idempotency_key=key).first()
                     )
-                    if operation is None:
-                        operation = Operation(idempotency_key=key, kind=kind, **values)
-                    elif (operation.kind, operation.amount, operation.token) != (
+                    operation = found or Operation(idempotency_key=key, kind=kind, **values)
+                    if found is not None and (
+                        operation.kind,
+                        operation.amount,
+                        operation.token,
+                    ) != (
                         kind,
                         values["amount"],
                         values["token"],

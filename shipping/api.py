@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from shipping import selectors, services
 from shipping.models import Shipment
-from shop.api import OrderFilterSerializer, paginated_response, paginated_schema
+from shop.drf import OrderFilterSerializer, paginated_response, paginated_schema
+from shop.viewers import Viewer
 
 
 @extend_schema_serializer(component_name="Shipment")
@@ -35,8 +36,7 @@ class ShipmentListApi(APIView):
         filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         shipments = selectors.shipment_list(
-            user_id=request.user.pk,
-            is_staff=request.user.is_staff,
+            viewer=Viewer.of(request.user),
             order_id=filters.validated_data.get("order"),
         )
         return paginated_response(request, self, shipments, self.OutputSerializer)
@@ -48,9 +48,7 @@ class ShipmentDetailApi(APIView):
 
     @extend_schema(operation_id="shipments_retrieve", responses=ShipmentOutputSerializer)
     def get(self, request: Request, shipment_id: int) -> Response:
-        shipment = selectors.shipment_get(
-            user_id=request.user.pk, is_staff=request.user.is_staff, shipment_id=shipment_id
-        )
+        shipment = selectors.shipment_get(viewer=Viewer.of(request.user), shipment_id=shipment_id)
         return Response(self.OutputSerializer(shipment).data)
 
 

@@ -6,7 +6,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.db import transaction
 from django.utils import timezone
@@ -87,7 +87,9 @@ def shipment_cancel_on_request(
             logger.info("shipment %s is cancelled already", shipment.pk)
             return shipment
         if shipment.status == Shipment.Status.DISPATCHED or timezone.now() > deadline:
-            reason = "dispatched" if shipment.status == Shipment.Status.DISPATCHED else "expired"
+            reason: Literal["dispatched", "expired"] = (
+                "dispatched" if shipment.status == Shipment.Status.DISPATCHED else "expired"
+            )
             logger.info("cancel of order %s refused: %s", order_id, reason)
             outbox.publish(
                 ShipmentCancellationRefused(

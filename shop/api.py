@@ -1,133 +1,212 @@
-"""API plumbing shared by every app: the exception handler, pagination, the order filter.
+"""The accounts API (sign up, log in and out, change the password, see who you are) and its root."""
 
-Every error body has ``detail`` (a message for people) and ``code`` (one for
-programs); a validation error also has a list of messages under each field
-name that was wrong (``non_field_errors`` for the body as a whole).
-"""
-
-import re
-from collections.abc import Iterable
-from typing import Any
-
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
-from drf_spectacular.utils import inline_serializer
-from rest_framework import exceptions, serializers
+from django.contrib.auth import logout, update_session_auth_hash
+from django.contrib.auth.models import User
+from django.urls import reverse
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from knox.models import AuthToken
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from shop.errors import DomainError
+from shop import ratelimit, services
 
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Map domain errors and DRF's errors to HTTP, each body with ``detail`` and ``code``.
-
-    Anything else is left to ``shop.middleware.ApiErrorMiddleware`` (a 500).
-    """
-    if isinstance(exc, DomainError):
-        body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
-        if exc.field:
-            body = {exc.field: [exc.message], **body}
-        return Response(body, status=exc.status_code)
-    # Django's own 404 and 403 (a view's get_object_or_404, an unknown ?format=) as DRF's.
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is None or not isinstance(exc, exceptions.APIException):
-        return response
-    response.data = _error_body(exc)
-    return response
+# A response carrying a token is kept by no cache (RFC 6749, 5.1).
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
-    detail, codes = exc.detail, exc.get_codes()
-    if isinstance(detail, dict):
-        body: dict[str, Any] = dict(detail)
-        first = next(iter(detail.values()), None)
-        message = _first_message(first) if first is not None else "Invalid input."
-        field = next(iter(detail), "")
-        body["detail"] = f"{field}: {message}" if field != "non_field_errors" else message
-        body["code"] = "invalid"
-        return body
-    if isinstance(detail, list):
-        return {
-            "detail": " ".join(str(item) for item in detail) or "Invalid input.",
-            "code": codes[0] if codes and isinstance(codes[0], str) else "invalid",
-        }
-    return {"detail": str(detail), "code": codes if isinstance(codes, str) else exc.default_code}
+def signed_in(request: Request) -> User:
+    """The request's user, who must be signed in (behind ``IsAuthenticated``)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated()
+    return request.user
 
 
-def _first_message(errors: Any) -> str:
-    """The first message in a (possibly nested) structure of validation errors."""
-    while isinstance(errors, dict | list) and errors:
-        errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
-    return str(errors) if errors not in ({}, []) else "Invalid input."
+@extend_schema_serializer(component_name="AuthToken")
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expiry = serializers.DateTimeField(allow_null=True)
 
 
-def paginated_schema(name: str, item: serializers.Serializer) -> serializers.Serializer:
-    """The OpenAPI shape of a page of ``item``: ``{count, next, previous, results}``."""
-    return inline_serializer(
-        name=name,
-        fields={
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item,
-        },
+class CustomerSignUpApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [ratelimit.SignUpAddressLimit]
+
+    @extend_schema_serializer(component_name="SignUp")
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+    @extend_schema_serializer(component_name="Customer")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField(source="pk")
+        username = serializers.CharField()
+        email = serializers.EmailField()
+
+    @extend_schema(
+        operation_id="customers_sign_up",
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        auth=[],
+        description="Rate limited per client address (every attempt) and per email address "
+        "(accounts created).",
     )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        email = data.validated_data["email"].strip().lower()
+        with ratelimit.counting_successes("signup_email", email):
+            user = services.customer_sign_up(**data.validated_data)
+        return Response(self.OutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-def paginated_response(
-    request: Request,
-    view: APIView,
-    rows: Iterable[Any],
-    serializer: type[serializers.BaseSerializer],
-) -> Response:
-    """One page of ``rows`` with the project's pagination, rendered by ``serializer``."""
-    paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-    page = paginator.paginate_queryset(rows, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
+class AuthTokenApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [ratelimit.LoginAddressLimit]
+
+    @extend_schema_serializer(component_name="Credentials")
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+    @extend_schema(
+        operation_id="auth_token_obtain",
+        request=InputSerializer,
+        responses=TokenOutputSerializer,
+        auth=[],
+        description="Log in: a new token, sent as `Authorization: Token <token>` until its "
+        "expiry, a logout or a password change. Rate limited per client address (every "
+        "attempt) and per username (failed attempts).",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        username = data.validated_data["username"].strip().lower()
+        with ratelimit.counting_failures("login_user", username):
+            issued = services.auth_token_obtain(**data.validated_data)
+        return Response(TokenOutputSerializer(issued).data, headers=NO_STORE)
 
 
-class OrderFilterSerializer(serializers.Serializer):
-    """``?order=ID`` on the lists that belong to orders (payments, shipments)."""
+class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]
 
-    order = serializers.IntegerField(required=False, min_value=1)
-
-
-_SUFFIXES = ("Api", "API", "View")
-
-
-def view_name(view: APIView) -> str:
-    """A view's name as a resource (DRF's VIEW_NAME_FUNCTION): "Orders", "Order", "Order cancel".
-
-    A view's own ``name`` wins; otherwise the class name without its "Api" or "View"
-    suffix, a "Collection" or "List" the plural of what it lists, a "Detail" the thing.
-    """
-    explicit = getattr(view, "name", None)
-    if explicit:
-        return str(explicit)
-    name = view.__class__.__name__
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix) and name != suffix:
-            name = name[: -len(suffix)]
-            break
-    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", name) or [name]
-    if len(words) > 1 and words[-1] in ("Collection", "List"):
-        words = [*words[:-2], _plural(words[-2])]
-    elif len(words) > 1 and words[-1] == "Detail":
-        words = words[:-1]
-    text = " ".join([words[0], *(w if w.isupper() else w.lower() for w in words[1:])])
-    suffix = getattr(view, "suffix", None)
-    return f"{text} {suffix.lower()}" if suffix else text
+    @extend_schema(
+        operation_id="auth_logout",
+        request=None,
+        responses={204: OpenApiResponse(description="The token (or session) has ended.")},
+        description="End the token this request was sent with (or the browser session).",
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AuthToken):
+            services.auth_token_revoke(token=request.auth)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _plural(word: str) -> str:
-    if word.endswith("y") and word[-2:-1] not in "aeiou":
-        return word[:-1] + "ies"
-    return word if word.endswith("s") else word + "s"
+class LogoutEverywhereApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_logout_all",
+        request=None,
+        responses={204: OpenApiResponse(description="Every token of the user has ended.")},
+        description="End every token of the user, on every device.",
+    )
+    def post(self, request: Request) -> Response:
+        services.auth_tokens_revoke(user=signed_in(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema_serializer(component_name="PasswordChange")
+    class InputSerializer(serializers.Serializer):
+        old_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+        new_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+    @extend_schema(
+        operation_id="auth_password_change",
+        request=InputSerializer,
+        responses=TokenOutputSerializer,
+        description="Set a new password. Every token of the user ends (on every device); the "
+        "answer carries a new one for this client.",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = signed_in(request)
+        issued = services.password_change(user=user, **data.validated_data)
+        if request.auth is None:
+            # Signed in with a session: keep this one, end the others.
+            update_session_auth_hash(request._request, user)
+        return Response(TokenOutputSerializer(issued).data, headers=NO_STORE)
+
+
+class CustomerMeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema_serializer(component_name="Me")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField(source="pk")
+        username = serializers.CharField()
+        # Not an EmailField: staff made with createsuperuser may have none ("").
+        email = serializers.CharField(help_text="an email address, or empty when there is none")
+        is_staff = serializers.BooleanField()
+
+    @extend_schema(operation_id="customers_me", responses=OutputSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(request.user).data)
+
+
+class ApiRootApi(APIView):
+    """Where everything in the API starts: links to each resource and to the docs."""
+
+    permission_classes = [AllowAny]
+    name = "API root"
+
+    @extend_schema(
+        operation_id="api_root",
+        summary="The API's entry points",
+        responses=inline_serializer(
+            name="ApiRoot",
+            fields={
+                "docs": serializers.URLField(),
+                "schema": serializers.URLField(),
+                "links": serializers.DictField(child=serializers.URLField()),
+            },
+        ),
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        def url(name: str) -> str:
+            return request.build_absolute_uri(reverse(name))
+
+        return Response(
+            {
+                "docs": url("docs"),
+                "schema": url("schema"),
+                "links": {
+                    "sign_up": url("customer-sign-up"),
+                    "log_in": url("auth-token"),
+                    "me": url("customer-me"),
+                    "products": url("inventory:product-list"),
+                    "orders": url("orders:list"),
+                    "payments": url("payments:payment-list"),
+                    "shipments": url("shipment-list"),
+                    "notifications": url("notification-list"),
+                    "outbox_status": url("outbox-status"),
+                    "outbox_dead_letters": url("outbox-dead-letters"),
+                },
+            }
+        )

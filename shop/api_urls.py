@@ -1,12 +1,12 @@
 from django.urls import path
 
-from shop import views
+from shop import api
 
 urlpatterns = [
-    path("customers/", views.CustomerSignUpApi.as_view(), name="customer-sign-up"),
-    path("customers/me/", views.CustomerMeApi.as_view(), name="customer-me"),
-    path("auth/token/", views.AuthTokenApi.as_view(), name="auth-token"),
-    path("auth/logout/", views.LogoutApi.as_view(), name="auth-logout"),
-    path("auth/logout-all/", views.LogoutEverywhereApi.as_view(), name="auth-logout-all"),
-    path("auth/password/", views.PasswordChangeApi.as_view(), name="auth-password"),
+    path("customers/", api.CustomerSignUpApi.as_view(), name="customer-sign-up"),
+    path("customers/me/", api.CustomerMeApi.as_view(), name="customer-me"),
+    path("auth/token/", api.AuthTokenApi.as_view(), name="auth-token"),
+    path("auth/logout/", api.LogoutApi.as_view(), name="auth-logout"),
+    path("auth/logout-all/", api.LogoutEverywhereApi.as_view(), name="auth-logout-all"),
+    path("auth/password/", api.PasswordChangeApi.as_view(), name="auth-password"),
 ]

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -66,7 +67,7 @@ class RevokeTokensOnPasswordChange:
         return None
 
     def password_changed(self, password: str, user: AbstractBaseUser | None = None) -> None:
-        if user is not None and user.pk is not None:
+        if isinstance(user, User) and user.pk is not None:
             services.auth_tokens_revoke(user=user)
 
     def get_help_text(self) -> str:

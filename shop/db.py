@@ -15,14 +15,19 @@ def insert_unless_exists(obj: models.Model) -> bool:
     """
     meta = obj._meta
     fields = [
-        f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, AutoFieldMixin))
+        f
+        for f in meta.concrete_fields
+        if f.column and not (f.primary_key and isinstance(f, AutoFieldMixin))
     ]
     quote = connection.ops.quote_name
+    pk_column = meta.pk.column if meta.pk is not None else None
+    if pk_column is None:  # pragma: no cover - every concrete model has a primary key
+        raise TypeError(f"{meta.label} has no primary key column")
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names from the model
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608 - names from the model
         f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING "
-        f"RETURNING {quote(meta.pk.column)}"
+        f"RETURNING {quote(pk_column)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)

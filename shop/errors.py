@@ -1,4 +1,4 @@
-"""Domain errors, shared by every app and mapped to HTTP in one place (shop.api)."""
+"""Domain errors, shared by every app and mapped to HTTP in one place (shop.drf)."""
 
 
 class DomainError(Exception):

@@ -1,7 +1,7 @@
 """The safety net under /api/: every error is JSON with a message and a code.
 
 The views and the API's exception handler answer the errors they know about
-(``shop.api.exception_handler``). This middleware, outermost of all, catches the
+(``shop.drf.exception_handler``). This middleware, outermost of all, catches the
 rest: input no view should see (NUL characters in the path, the query or a header,
 a body over the size limit), exceptions a view did not handle (a 500 that says nothing
 of its cause), and the HTML pages Django renders for errors raised outside a

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser as DrfJSONParser
-from rest_framework.parsers import get_encoding
+from rest_framework.parsers import get_encoding  # type: ignore[attr-defined]  # new in 3.16
 
 # Deeper than any request of this API; well below Python's recursion limit, so no
 # code that walks the parsed value recursively (serializers, validators) can overflow.
@@ -31,13 +32,16 @@ class JSONParser(DrfJSONParser):
     """
 
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = b"" if stream is None else stream.read(limit + 1 if limit is not None else -1)
         if limit is not None and len(raw) > limit:
             raise RequestTooLarge(f"Request body over {limit} bytes.")
-        encoding = get_encoding(parser_context or {})
+        encoding = get_encoding(parser_context or {})  # refuses bytes-to-bytes codecs (bz2...)
         try:
             text = raw.decode(encoding)
             value = json.loads(text, parse_constant=_reject_constant)

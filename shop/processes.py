@@ -160,16 +160,17 @@ class Supervisor:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every child (warm shutdown), SIGKILL what is left after ``timeout``."""
         self.stopping.set()
-        live = [c for c in self.children.values() if c.proc is not None and c.proc.poll() is None]
-        for child in live:
-            child.proc.send_signal(signal.SIGTERM)  # its main process shuts down in order
+        live = [c.proc for c in self.children.values() if c.proc is not None]
+        live = [proc for proc in live if proc.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)  # its main process shuts down in order
         deadline = time.monotonic() + timeout
-        for child in live:
+        for proc in live:
             try:
-                child.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                _signal_group(child.proc, signal.SIGKILL)
-                child.proc.wait(timeout=10)
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=10)
         total = sum(c.restarts for c in self.children.values())
         self.say(f"supervisor: stopped ({total} restart(s))")
 

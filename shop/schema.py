@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_serializer
@@ -25,7 +25,9 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's schema, plus the error answers each operation can give."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(
+        self, direction: Literal["request", "response"] = "response"
+    ) -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, description in self._errors():
             if str(code) not in responses:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -21,7 +21,7 @@ from shop.errors import DomainError
 from shop.events import UserCreated
 
 
-def customer_sign_up(*, username: str, email: str, password: str) -> AbstractBaseUser:
+def customer_sign_up(*, username: str, email: str, password: str) -> User:
     """Create a customer account and publish ``shop.UserCreated`` in the same transaction.
 
     Raises ``DomainError`` (with ``field``) for an invalid or taken username
@@ -42,6 +42,8 @@ def customer_sign_up(*, username: str, email: str, password: str) -> AbstractBas
         if user_model.objects.filter(username__iexact=username).exists():
             raise taken
         try:
+            # A savepoint, not insert_unless_exists: saving a user runs Django's
+            # password hooks, which a bare INSERT would leave pending.
             with transaction.atomic():
                 user.save()
         except IntegrityError:
@@ -72,7 +74,7 @@ def auth_token_obtain(*, username: str, password: str) -> IssuedToken:
     return auth_token_issue(user=user)
 
 
-def auth_token_issue(*, user: AbstractBaseUser) -> IssuedToken:
+def auth_token_issue(*, user: User) -> IssuedToken:
     """A new API token for ``user``, ending at ``REST_KNOX["TOKEN_TTL"]`` from now.
 
     Only a hash of it is stored. The user's expired tokens are deleted, and the
@@ -94,14 +96,14 @@ def auth_token_revoke(*, token: AuthToken) -> None:
         AuthToken.objects.filter(digest=token.digest).delete()
 
 
-def auth_tokens_revoke(*, user: AbstractBaseUser) -> int:
+def auth_tokens_revoke(*, user: User) -> int:
     """End every token of ``user`` (log out everywhere); returns how many there were."""
     with transaction.atomic():
         deleted, _ = AuthToken.objects.filter(user=user).delete()
     return deleted
 
 
-def password_change(*, user: AbstractBaseUser, old_password: str, new_password: str) -> IssuedToken:
+def password_change(*, user: User, old_password: str, new_password: str) -> IssuedToken:
     """Set a new password and end every token of the user; returns a new token.
 
     Raises ``DomainError`` (with ``field``) when ``old_password`` is wrong or the
@@ -117,7 +119,7 @@ def password_change(*, user: AbstractBaseUser, old_password: str, new_password: 
         return auth_token_issue(user=user)
 
 
-def password_reset(*, user: AbstractBaseUser, password: str) -> None:
+def password_reset(*, user: User, password: str) -> None:
     """Set ``user``'s password without the old one (an operator's reset); every token ends.
 
     Raises ``DomainError`` (field "password") when the validators reject it; nothing

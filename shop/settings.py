@@ -187,9 +187,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "shop.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    "EXCEPTION_HANDLER": "shop.drf.exception_handler",
     # Names that read as resources ("Orders", "Order cancel"), not "Order Collection Api".
-    "VIEW_NAME_FUNCTION": "shop.api.view_name",
+    "VIEW_NAME_FUNCTION": "shop.drf.view_name",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {

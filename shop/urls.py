@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop import health, views
+from shop import api, health, views
 from shop.metrics import metrics
 
 urlpatterns = [
@@ -15,7 +15,7 @@ urlpatterns = [
     path("api-auth/", include("shop.auth_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/", views.ApiRootApi.as_view(), name="api-root"),
+    path("api/", api.ApiRootApi.as_view(), name="api-root"),
     path("api/", include("shop.api_urls")),
     path("api/", include("outbox.urls")),
     path("api/", include("orders.urls")),

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from inventory import services
 from inventory.models import Product
 from outbox.models import OutboxEvent
+from shop.tests.clients import client_for
 
 
 @pytest.fixture
@@ -16,18 +17,12 @@ def anonymous() -> APIClient:
 
 @pytest.fixture
 def customer(db) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_user("carol", password="pw"))
-    return client
+    return client_for(get_user_model().objects.create_user("carol", password="pw"))
 
 
 @pytest.fixture
 def staff(db) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(
-        get_user_model().objects.create_user("sam", password="pw", is_staff=True)
-    )
-    return client
+    return client_for(get_user_model().objects.create_user("sam", password="pw", is_staff=True))
 
 
 @pytest.fixture

@@ -5,14 +5,9 @@ from rest_framework.test import APIClient
 
 from notifications import services
 from notifications.models import Notification
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def notify(customer_id: int, kind: str, order_id: int | None) -> Notification:

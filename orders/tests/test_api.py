@@ -21,6 +21,7 @@ from orders.tests.factories import (
 )
 from outbox.testing import deliver
 from shop import vault
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -48,13 +49,6 @@ def staff():
     return get_user_model().objects.create_user(
         "staff", "staff@example.com", "pw-staff-123", is_staff=True
     )
-
-
-def client_for(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 BODY = {"lines": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]}

@@ -8,11 +8,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from orders import services, tasks
 from orders.models import Order
 from orders.tests.factories import confirm, place, seed_product
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +45,7 @@ def test_outbox_status_reports_the_orders_past_their_deadline():
     overdue(services.order_cancel(order_id=confirm(place()).pk))
     place()  # waiting, not yet overdue
     staff = get_user_model().objects.create_user("staff", password="pw-staff-1", is_staff=True)
-    api = APIClient()
-    api.force_authenticate(staff)
+    api = client_for(staff)
 
     # when
     out = StringIO()

@@ -4,13 +4,7 @@ from rest_framework.test import APIClient
 
 from payments.models import Payment
 from payments.tests.factories import payment_row
-from shop.services import auth_token_issue
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {auth_token_issue(user=user).token}")
-    return client
+from shop.tests.clients import client_for
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def payments(alice, bob):
 
 
 def test_customer_lists_only_own_payments(alice, payments):
-    response = client_for(alice).get("/api/payments/")
+    response = client_for(alice, token=True).get("/api/payments/")
 
     assert response.status_code == 200
     body = response.json()
@@ -63,7 +57,7 @@ def test_customer_lists_only_own_payments(alice, payments):
 
 
 def test_filter_by_order(alice, payments):
-    response = client_for(alice).get("/api/payments/", {"order": 101})
+    response = client_for(alice, token=True).get("/api/payments/", {"order": 101})
 
     assert response.status_code == 200
     assert [(p["order"], p["status"], p["amount"]) for p in response.json()["results"]] == [
@@ -72,7 +66,7 @@ def test_filter_by_order(alice, payments):
 
 
 def test_filter_by_someone_elses_order_finds_nothing(alice, payments):
-    response = client_for(alice).get("/api/payments/", {"order": 201})
+    response = client_for(alice, token=True).get("/api/payments/", {"order": 201})
 
     assert response.status_code == 200
     assert response.json()["count"] == 0
@@ -80,14 +74,14 @@ def test_filter_by_someone_elses_order_finds_nothing(alice, payments):
 
 @pytest.mark.parametrize("order", ["abc", "1.5", "1e3", "[1]"])
 def test_order_filter_must_be_an_integer(alice, payments, order):
-    response = client_for(alice).get("/api/payments/", {"order": order})
+    response = client_for(alice, token=True).get("/api/payments/", {"order": order})
 
     assert response.status_code == 400
     assert list(response.json()) == ["order", "detail", "code"]
 
 
 def test_staff_see_every_payment(staff_user, payments):
-    response = client_for(staff_user).get("/api/payments/")
+    response = client_for(staff_user, token=True).get("/api/payments/")
 
     assert response.status_code == 200
     assert sorted(p["order"] for p in response.json()["results"]) == [101, 102, 201]
@@ -96,7 +90,7 @@ def test_staff_see_every_payment(staff_user, payments):
 def test_detail_of_own_payment(alice, payments):
     payment = payments["alice_ok"]
 
-    response = client_for(alice).get(f"/api/payments/{payment.pk}/")
+    response = client_for(alice, token=True).get(f"/api/payments/{payment.pk}/")
 
     assert response.status_code == 200
     assert (response.json()["id"], response.json()["status"]) == (payment.pk, "CAPTURED")
@@ -105,19 +99,19 @@ def test_detail_of_own_payment(alice, payments):
 def test_detail_shows_a_refund(alice, payments):
     refunded = payment_row(103, alice.pk, status=Payment.Status.REFUNDED)
 
-    response = client_for(alice).get(f"/api/payments/{refunded.pk}/")
+    response = client_for(alice, token=True).get(f"/api/payments/{refunded.pk}/")
 
     assert response.json()["status"] == "REFUNDED"
 
 
 def test_someone_elses_payment_is_404(alice, payments):
-    response = client_for(alice).get(f"/api/payments/{payments['bob_ok'].pk}/")
+    response = client_for(alice, token=True).get(f"/api/payments/{payments['bob_ok'].pk}/")
 
     assert response.status_code == 404
 
 
 def test_staff_see_any_payment(staff_user, payments):
-    response = client_for(staff_user).get(f"/api/payments/{payments['bob_ok'].pk}/")
+    response = client_for(staff_user, token=True).get(f"/api/payments/{payments['bob_ok'].pk}/")
 
     assert response.status_code == 200
 

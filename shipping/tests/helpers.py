@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from outbox.models import OutboxEvent
 from shipping import services
@@ -14,12 +13,6 @@ def shipment_events(shipment: Shipment) -> list[tuple[str, dict]]:
     """The events published for one shipment, oldest first."""
     rows = OutboxEvent.objects.filter(aggregate_type="shipment", aggregate_id=str(shipment.pk))
     return [(row.event_type, row.payload) for row in rows.order_by("id")]
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def request_cancel(order_id: int, customer_id: int = 3, *, expired: bool = False) -> Shipment:

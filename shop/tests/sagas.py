@@ -18,7 +18,6 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Sum
-from rest_framework.test import APIClient
 
 from conftest import wait_for
 from inventory import handlers as inventory_handlers
@@ -62,12 +61,6 @@ def user(name: str, *, staff: bool = False):
     return get_user_model().objects.create_user(
         name, f"{name}@example.com", f"{name}-pass-phrase-1", is_staff=staff
     )
-
-
-def client(user) -> APIClient:
-    api = APIClient()
-    api.force_authenticate(user)
-    return api
 
 
 def seed_product(sku: str, *, stock: int, price: str = "10.00", wait: bool = True) -> None:

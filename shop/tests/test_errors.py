@@ -11,6 +11,7 @@ from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 from inventory import api as inventory_api
 from outbox import api as outbox_api
 from shop.parsers import MAX_DEPTH, JSONParser, RequestTooLarge
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -33,9 +34,7 @@ def nested(depth: int) -> str:
 @pytest.fixture
 def customer_client():
     user = get_user_model().objects.create_user("carol", password="a-long-pass-phrase-1")
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return client_for(user)
 
 
 @pytest.fixture
@@ -43,9 +42,7 @@ def staff_client():
     user = get_user_model().objects.create_user(
         "sam", password="a-long-pass-phrase-2", is_staff=True
     )
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return client_for(user)
 
 
 def test_json_nested_5000_deep_is_a_400_for_sign_up():

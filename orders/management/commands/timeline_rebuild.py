@@ -34,7 +34,7 @@ class Command(BaseCommand):
                 entries = entries.filter(order_id=order)
             entries.delete()
             applied = 0
-            only = {"order_id": order} if order is not None else None
+            only: dict[str, object] | None = {"order_id": order} if order is not None else None
             for message in read_log(event_types=TIMELINE_EVENT_TYPES, payload=only):
                 handler = timeline.handlers[message.type]
                 if message.version > handler.max_version:

@@ -1,0 +1,27 @@
+"""Who is reading: the one reader scope every app's selectors take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """An authenticated reader: a customer sees their own records, staff see everyone's."""
+
+    user_id: int
+    is_staff: bool = False
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser | AnonymousUser) -> Viewer:
+        """The viewer for a request's user, who must be authenticated (the views require it)."""
+        if user.pk is None:
+            raise ValueError("an anonymous user is not a viewer")
+        return cls(user_id=int(user.pk), is_staff=bool(getattr(user, "is_staff", False)))
+
+    @property
+    def customer_id(self) -> int | None:
+        """The customer whose records this viewer may see; None for staff (everyone's)."""
+        return None if self.is_staff else self.user_id
