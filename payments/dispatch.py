@@ -12,6 +12,7 @@ process leaves the phase open and due, and beat's ``resend_due`` sends it again.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,9 @@ def send(payment_id: int, status: str, tries: int) -> None:
             kwargs={"payment_id": payment_id, "status": status, "tries": tries}
         )
         return
-    _pool().submit(_run, payment_id, status, tries)
+    # The thread runs in a copy of this context: the cause (correlation id) and the
+    # log fields of what recorded the phase go with the call and the events it publishes.
+    _pool().submit(contextvars.copy_context().run, _run, payment_id, status, tries)
 
 
 def _pool() -> ThreadPoolExecutor:
