@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -53,6 +55,23 @@ def _retry_one(letter: DeadLetter) -> str | None:
     return None
 
 
+@contextmanager
+def _partition_held(letter: DeadLetter, wait_s: float) -> Iterator[None]:
+    """Hold the letter's group lease on its aggregate's partition (``LeaseBusy`` if not free).
+
+    The partition is the aggregate's now: the layout may have changed since it failed.
+    """
+    partition = (
+        layouts.current().partition_for(letter.aggregate_type, letter.aggregate_id)
+        if letter.aggregate_id
+        else letter.partition
+    )
+    with lease.held(lease_name(letter.group), partition, wait_s=wait_s) as got:
+        if not got:
+            raise LeaseBusy(f"group {letter.group} partition {partition} is busy")
+        yield
+
+
 def retry(letter_ids: list[int], *, wait_s: float = 30.0) -> RetryOutcome:
     """Apply dead letters again, each at most once, in each aggregate's order.
 
@@ -72,15 +91,7 @@ def retry(letter_ids: list[int], *, wait_s: float = 30.0) -> RetryOutcome:
         aggregate = (letter.group, letter.aggregate_type, letter.aggregate_id)
         if letter.status != DeadLetter.Status.DEAD or (letter.aggregate_id and aggregate in stuck):
             continue
-        # The aggregate's partition now (the layout may have changed since it failed).
-        partition = (
-            layouts.current().partition_for(letter.aggregate_type, letter.aggregate_id)
-            if letter.aggregate_id
-            else letter.partition
-        )
-        with lease.held(lease_name(letter.group), partition, wait_s=wait_s) as got:
-            if not got:
-                raise LeaseBusy(f"group {letter.group} partition {partition} is busy")
+        with _partition_held(letter, wait_s):
             if letter.aggregate_id:
                 chain = list(
                     DeadLetter.objects.filter(
@@ -147,14 +158,7 @@ def discard(letter_ids: list[int], *, by: str, reason: str, wait_s: float = 30.0
         if letter.status != DeadLetter.Status.DEAD:
             outcome.skipped[letter.pk] = f"already {letter.status}"
             continue
-        partition = (
-            layouts.current().partition_for(letter.aggregate_type, letter.aggregate_id)
-            if letter.aggregate_id
-            else letter.partition
-        )
-        with lease.held(lease_name(letter.group), partition, wait_s=wait_s) as got:
-            if not got:
-                raise LeaseBusy(f"group {letter.group} partition {partition} is busy")
+        with _partition_held(letter, wait_s):
             changed = DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.DEAD).update(
                 status=DeadLetter.Status.DISCARDED,
                 discarded_at=timezone.now(),

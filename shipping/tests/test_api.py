@@ -3,7 +3,8 @@ from rest_framework.test import APIClient
 
 from shipping import services
 from shipping.models import Shipment
-from shipping.tests.helpers import LINES, client_for, request_cancel, shipment_events
+from shipping.tests.helpers import LINES, request_cancel, shipment_events
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
 

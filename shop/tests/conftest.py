@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import cache
 
 from shop import ratelimit
+from shop.tests.faults import create_database, drop_database
 
 # 10 s into a minute, 130 s into a quarter hour, 2830 s into an hour: no window
 # ends while a test runs, so no count starts again halfway through one.
@@ -25,3 +26,17 @@ def rate_limits(settings, monkeypatch):
     keys = list(client.scan_iter(f"{prefix}:*", count=500))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture
+def own_database(settings):
+    """The URL of a database of the test's own on the test server (dropped after), for a
+    shop running in processes of its own: they cannot see the test's transaction."""
+    db = settings.DATABASES["default"]
+    server = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
+    )
+    name = f"{db['NAME']}_own"
+    create_database(f"{server}/postgres", name)
+    yield f"{server}/{name}"
+    drop_database(f"{server}/postgres", name)

@@ -14,7 +14,6 @@ from shop.tests.faults import (
     OwnRedis,
     Shop,
     create_database,
-    drop_database,
     wait_until,
 )
 
@@ -72,17 +71,13 @@ def test_a_postgresql_restart_under_load_heals_without_restarting_any_shop_proce
 
 
 def test_redis_restarted_empty_ten_times_under_load_converges_every_time(
-    tmp_path, own_redis, settings
+    tmp_path, own_redis, own_database
 ):
     # given the shop on its own Redis and a database of its own, taking orders
-    db = settings.DATABASES["default"]
-    admin = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/postgres"
-    name = f"{db['NAME']}_redis_fault"
-    create_database(admin, name)
     shop = None
     try:
         shop = Shop(
-            database_url=admin.rsplit("/", 1)[0] + f"/{name}",
+            database_url=own_database,
             redis_url=own_redis.url,
             port=WEB_PORT,
             logdir=tmp_path,
@@ -119,4 +114,3 @@ def test_redis_restarted_empty_ten_times_under_load_converges_every_time(
     finally:
         if shop is not None:
             shop.stop()
-        drop_database(admin, name)

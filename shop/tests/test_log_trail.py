@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shop.tests.faults import OwnRedis, Shop, create_database, drop_database, wait_until
+from shop.tests.faults import OwnRedis, Shop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,17 +41,13 @@ def _json_lines(text: str) -> list[dict]:
     return lines
 
 
-def test_one_correlation_id_finds_the_request_and_every_handler_of_its_saga(tmp_path, settings):
+def test_one_correlation_id_finds_the_request_and_every_handler_of_its_saga(tmp_path, own_database):
     # given the shop running with JSON logs, on a database and a Redis of its own
-    db = settings.DATABASES["default"]
-    admin = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/postgres"
-    name = f"{db['NAME']}_logs"
-    create_database(admin, name)
     redis_server = OwnRedis(REDIS_PORT, tmp_path)
     shop = None
     try:
         shop = Shop(
-            database_url=admin.rsplit("/", 1)[0] + f"/{name}",
+            database_url=own_database,
             redis_url=redis_server.url,
             port=WEB_PORT,
             logdir=tmp_path,
@@ -105,4 +101,3 @@ def test_one_correlation_id_finds_the_request_and_every_handler_of_its_saga(tmp_
         if shop is not None:
             shop.stop()
         redis_server.stop()
-        drop_database(admin, name)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from shop.tests.faults import OwnRedis, Shop, create_database, drop_database, wait_until
+from shop.tests.faults import OwnRedis, Shop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,17 +35,13 @@ def _value(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, settings):
+def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, own_database):
     # given the shop running, with its own Redis and database
-    db = settings.DATABASES["default"]
-    admin = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/postgres"
-    name = f"{db['NAME']}_metrics"
-    create_database(admin, name)
     redis_server = OwnRedis(REDIS_PORT, tmp_path)
     shop = None
     try:
         shop = Shop(
-            database_url=admin.rsplit("/", 1)[0] + f"/{name}",
+            database_url=own_database,
             redis_url=redis_server.url,
             port=WEB_PORT,
             logdir=tmp_path,
@@ -99,4 +95,3 @@ def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, settings):
         if shop is not None:
             shop.stop()
         redis_server.stop()
-        drop_database(admin, name)

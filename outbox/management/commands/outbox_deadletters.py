@@ -79,11 +79,7 @@ class Command(BaseCommand):
             if options["retry_all"]:
                 outcome = deadletters.retry_all(group=options["group"])
             else:
-                missing = set(options["retry"]) - set(
-                    DeadLetter.objects.filter(pk__in=options["retry"]).values_list("pk", flat=True)
-                )
-                if missing:
-                    raise CommandError(f"no dead letter #{', #'.join(map(str, sorted(missing)))}")
+                _refuse_unknown(options["retry"])
                 outcome = deadletters.retry(options["retry"])
         except deadletters.LeaseBusy as exc:
             raise CommandError(f"{exc}; try again in a moment") from None
@@ -100,9 +96,7 @@ class Command(BaseCommand):
         if not reason:
             raise CommandError("--discard needs --reason: why they are never to be applied")
         ids = options["discard"]
-        missing = set(ids) - set(DeadLetter.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        if missing:
-            raise CommandError(f"no dead letter #{', #'.join(map(str, sorted(missing)))}")
+        _refuse_unknown(ids)
         try:
             outcome = deadletters.discard(ids, by=options["by"] or getpass.getuser(), reason=reason)
         except deadletters.LeaseBusy as exc:
@@ -112,3 +106,10 @@ class Command(BaseCommand):
         for pk, why in outcome.skipped.items():
             self.stdout.write(f"#{pk} left as it is: {why}")
         self.stdout.write(f"{len(outcome.discarded)} discarded, {len(outcome.skipped)} left")
+
+
+def _refuse_unknown(ids: list[int]) -> None:
+    """One readable line naming every id that is no dead letter, before anything changes."""
+    missing = set(ids) - set(DeadLetter.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if missing:
+        raise CommandError(f"no dead letter #{', #'.join(map(str, sorted(missing)))}")
