@@ -19,6 +19,7 @@ from orders.models import Order
 from shipping.models import Shipment
 from shop import failpoints
 from shop.tests import sagas
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,8 +39,8 @@ def _shop(celery_worker, settings, trials: int) -> dict:
     return {
         "ids": ids,
         "shipments": shipments,
-        "customer": sagas.client(customer),
-        "staff": sagas.client(staff),
+        "customer": client_for(customer),
+        "staff": client_for(staff),
     }
 
 

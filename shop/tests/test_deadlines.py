@@ -13,6 +13,7 @@ from payments.models import SimulatedProviderOperation as Operation
 from shipping.models import Shipment
 from shop import failpoints
 from shop.tests import sagas
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,7 +97,7 @@ def test_a_cancel_shipping_does_not_answer_in_time_is_withdrawn_and_the_order_st
 
     # when shipping is stopped while the customer asks to cancel
     with failpoints.hold("shipping.cancel_request.before_lock", order.pk) as shipping_consumer:
-        response = sagas.client(customer).post(f"/api/orders/{order.pk}/cancel/")
+        response = client_for(customer).post(f"/api/orders/{order.pk}/cancel/")
         assert response.status_code == 202
         wait_for(lambda: shipping_consumer.waiting(), message="shipping to be held")
 
@@ -116,7 +117,7 @@ def test_a_cancel_shipping_does_not_answer_in_time_is_withdrawn_and_the_order_st
         ).exists(),
         message="shipping to refuse the expired request",
     )
-    dispatched = sagas.client(staff).post(f"/api/shipments/{shipment_id}/dispatch/")
+    dispatched = client_for(staff).post(f"/api/shipments/{shipment_id}/dispatch/")
     assert dispatched.status_code == 200
     sagas.settle_with_worker([order.pk], allowed=sagas.FINAL)
     assert sagas.assert_consistent([order.pk]) == {"SHIPPED": 1}

@@ -19,6 +19,7 @@ from orders.models import Order
 from shipping.models import Shipment
 from shop import failpoints
 from shop.tests import sagas
+from shop.tests.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,7 +52,7 @@ def test_money_and_stock_hold_over_a_mixed_run_of_200_orders(celery_worker, sett
     for sku, stock in SEEDED.items():
         sagas.seed_product(sku, stock=stock, price="9.99" if sku == "MIX-A" else "24.50")
     customer, staff = sagas.user("mia"), sagas.user("max", staff=True)
-    as_customer, as_staff = sagas.client(customer), sagas.client(staff)
+    as_customer, as_staff = client_for(customer), client_for(staff)
     shapes = zip(itertools.cycle(TOKENS), itertools.cycle(LINES), strict=False)
     ids: list[int] = []
 
