@@ -316,6 +316,10 @@ OUTBOX_HEARTBEAT_DIR = env.str("OUTBOX_HEARTBEAT_DIR", default="") or None
 IDEMPOTENCY_KEY_RETENTION_HOURS = env.int("IDEMPOTENCY_KEY_RETENTION_HOURS", default=24)
 if IDEMPOTENCY_KEY_RETENTION_HOURS < 1:
     raise ImproperlyConfigured("IDEMPOTENCY_KEY_RETENTION_HOURS must be at least 1")
+# How long a payment token is kept behind its reference (payments reads it once, to charge).
+PAYMENT_TOKEN_RETENTION_DAYS = env.int("PAYMENT_TOKEN_RETENTION_DAYS", default=7)
+if PAYMENT_TOKEN_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("PAYMENT_TOKEN_RETENTION_DAYS must be at least 1")
 
 CELERY_BEAT_SCHEDULE = {
     **outbox_beat_schedule(poll_interval_s=OUTBOX_POLL_INTERVAL_S),
@@ -324,6 +328,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "shop-prune-auth-tokens": {"task": "shop.tasks.auth_tokens_prune", "schedule": 3600.0},
+    "shop-prune-payment-tokens": {"task": "shop.tasks.payment_tokens_prune", "schedule": 3600.0},
 }
 
 # --- The saga: the payment provider, retries of its calls, deadlines ------------------

@@ -2,14 +2,19 @@
 
 ``payment_token_store`` runs in the caller's transaction (orders' placement),
 so a reference exists exactly when the order that names it does.
-``payment_token_resolve`` is what payments asks when it charges.
+``payment_token_resolve`` is what payments asks when it charges (once, when it
+handles the order's ``OrderCreated``; the payment keeps the token from then on).
+``payment_tokens_prune`` forgets references older than the retention, which
+beat runs hourly.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from shop.models import PaymentTokenReference
 
@@ -29,3 +34,16 @@ def payment_token_resolve(*, reference: str) -> str | None:
     return (
         PaymentTokenReference.objects.filter(reference=key).values_list("token", flat=True).first()
     )
+
+
+def payment_tokens_prune(*, older_than: timedelta) -> int:
+    """Delete references created more than ``older_than`` ago; returns how many.
+
+    A reference serves the one charge of its order, minutes after it was made;
+    an event replayed to payments after the retention finds none and its charge
+    is refused (no token is no card), never made with another token.
+    """
+    deleted, _ = PaymentTokenReference.objects.filter(
+        created_at__lt=timezone.now() - older_than
+    ).delete()
+    return deleted
