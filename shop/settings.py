@@ -53,6 +53,8 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+# A browser session (the admin's, the browsable API's) lasts this long; beat deletes expired ones.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 X_FRAME_OPTIONS = "DENY"
 # Bigger bodies are refused with 413 (an order of 50 lines is about 3 KB).
@@ -329,6 +331,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "shop-prune-auth-tokens": {"task": "shop.tasks.auth_tokens_prune", "schedule": 3600.0},
     "shop-prune-payment-tokens": {"task": "shop.tasks.payment_tokens_prune", "schedule": 3600.0},
+    "shop-prune-sessions": {"task": "shop.tasks.sessions_prune", "schedule": 3600.0},
 }
 
 # --- The saga: the payment provider, retries of its calls, deadlines ------------------

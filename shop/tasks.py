@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from importlib import import_module
 
 from celery import shared_task
 from django.conf import settings
@@ -33,3 +34,10 @@ def payment_tokens_prune() -> int:
     if deleted:
         logger.info("pruned %s payment token reference(s)", deleted)
     return deleted
+
+
+@shared_task(name="shop.tasks.sessions_prune")
+def sessions_prune() -> None:
+    """Delete expired browser sessions (the admin's, the browsable API's), as ``clearsessions``."""
+    engine = import_module(settings.SESSION_ENGINE)
+    engine.SessionStore.clear_expired()

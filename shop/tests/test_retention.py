@@ -1,4 +1,4 @@
-"""Payment token references: stored with the order, resolved once, forgotten after the retention."""
+"""Retention of what grows with traffic: payment token references, browser sessions."""
 
 from datetime import timedelta
 
@@ -29,6 +29,27 @@ def test_beat_forgets_references_older_than_the_retention_and_keeps_the_rest():
     assert vault.payment_token_resolve(reference=fresh) == "tok_visa"
 
 
-def test_the_prune_is_on_beats_schedule():
+def test_the_prunes_are_on_beats_schedule():
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert "shop.tasks.payment_tokens_prune" in tasks
+    assert {"shop.tasks.payment_tokens_prune", "shop.tasks.sessions_prune"} <= tasks
+
+
+def test_beat_deletes_expired_browser_sessions_only():
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    from shop.tasks import sessions_prune
+
+    # given a live session and one that has expired
+    live, gone = SessionStore(), SessionStore()
+    live.create()
+    gone.create()
+    Session.objects.filter(session_key=gone.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+
+    # when beat's prune runs
+    sessions_prune()
+
+    # then only the expired one is gone
+    assert set(Session.objects.values_list("session_key", flat=True)) == {live.session_key}
