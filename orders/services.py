@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -220,7 +220,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         payment_reference=vault.payment_token_store(token=payment_token),
         deadline_at=_deadline(),
     )
-    OrderLine.objects.bulk_create(
+    created = OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
             sku=line.sku,
@@ -234,7 +234,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         OrderCreated(
             order_id=order.pk,
             customer_id=order.customer_id,
-            lines=_line_payloads(order),
+            lines=_line_payloads(created),  # as inserted, in id order: no read back
             total=money_text(order.total),
             currency=order.currency,
             payment_reference=order.payment_reference,
@@ -330,7 +330,7 @@ def _order_save_confirming_if_ready(order: Order, changed: list[str]) -> None:
         OrderConfirmed(
             order_id=order.pk,
             customer_id=order.customer_id,
-            lines=_line_payloads(order),
+            lines=_line_payloads(order.lines.order_by("id")),
             total=money_text(order.total),
         )
     )
@@ -587,7 +587,7 @@ def _order_lock(order_id: int, *, customer_id: int | None = None) -> Order:
     return order
 
 
-def _line_payloads(order: Order) -> list[OrderLinePayload]:
+def _line_payloads(lines: Iterable[OrderLine]) -> list[OrderLinePayload]:
     return [
         OrderLinePayload(
             sku=line.sku,
@@ -595,7 +595,7 @@ def _line_payloads(order: Order) -> list[OrderLinePayload]:
             unit_price=money_text(line.unit_price),
             quantity=line.quantity,
         )
-        for line in order.lines.order_by("id")
+        for line in lines
     ]
 
 
