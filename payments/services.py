@@ -32,6 +32,7 @@ from django.utils import timezone
 
 import outbox
 from outbox import context as outbox_context
+from payments import dispatch
 from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded
 from payments.models import Payment
 from payments.provider import (
@@ -173,9 +174,7 @@ def _send_after_commit(payment: Payment) -> None:
 
 def _send_attempt(payment_id: int, status: str, tries: int) -> None:
     # After commit: a lost call delays the phase until the beat finds it due.
-    from payments import dispatch
-
-    dispatch.send(payment_id, status, tries)
+    dispatch.send(payment_attempt_run, payment_id=payment_id, status=status, tries=tries)
 
 
 # --- asking the provider (outside any transaction) ---------------------------------------

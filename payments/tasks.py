@@ -9,10 +9,10 @@ process, or it waits for a retry): no message is the only record of a payment.
 
 from celery import shared_task
 
-from payments import services
+from payments import dispatch, services
 
 
-@shared_task(name="payments.tasks.run_attempt")
+@shared_task(name=dispatch.RUN_ATTEMPT_TASK)
 def run_attempt(*, payment_id: int, status: str, tries: int) -> None:
     """Ask the provider for one open phase of a payment and record its answer."""
     services.payment_attempt_run(payment_id=payment_id, status=status, tries=tries)
