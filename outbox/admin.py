@@ -26,8 +26,11 @@ from outbox.models import DeadLetter, DeliveryFailure, InboxEntry, OutboxEvent
 from outbox.status import status
 
 
-class OutboxReadOnlyAdmin(admin.ModelAdmin):
-    """History: viewable (a page without a Save button), never added, changed or deleted by hand."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History: viewable (a page without a Save button), never added, changed or deleted by hand.
+
+    Whatever staff may do to such rows is an admin action that calls a service.
+    """
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -44,6 +47,14 @@ def lifecycle_link(event_id: uuid.UUID | str | None, text: str = "lifecycle") ->
         return "-"
     url = reverse("admin:outbox_event_lifecycle", args=[event_id])
     return format_html('<a class="lifecycle-link" href="{}">{}</a>', url, text)
+
+
+class _LifecycleColumn:
+    """A ``lifecycle`` column linking a row about an event (``event_id``) to its lifecycle page."""
+
+    @admin.display(description="lifecycle")
+    def lifecycle(self, row: OutboxEvent | DeadLetter | InboxEntry) -> str:
+        return lifecycle_link(row.event_id)
 
 
 def _pre(text: str) -> SafeString:
@@ -74,7 +85,7 @@ class PublishedFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(OutboxReadOnlyAdmin):
+class OutboxEventAdmin(_LifecycleColumn, ReadOnlyAdmin):
     list_display = [
         "id",
         "event_type",
@@ -101,10 +112,6 @@ class OutboxEventAdmin(OutboxReadOnlyAdmin):
         if lookup == "headers__correlation_id":
             return True
         return super().lookup_allowed(lookup, value, request)
-
-    @admin.display(description="lifecycle")
-    def lifecycle(self, event: OutboxEvent) -> str:
-        return lifecycle_link(event.event_id)
 
     @admin.action(description="Replay selected events (groups that applied them skip them)")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
@@ -192,7 +199,7 @@ class OutboxEventAdmin(OutboxReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(OutboxReadOnlyAdmin):
+class DeadLetterAdmin(_LifecycleColumn, ReadOnlyAdmin):
     list_display = [
         "id",
         "status",
@@ -201,11 +208,12 @@ class DeadLetterAdmin(OutboxReadOnlyAdmin):
         "aggregate_type",
         "aggregate_id",
         "attempts",
+        "kind",
         "reason",
         "created_at",
         "lifecycle",
     ]
-    list_filter = ["status", "group", "event_type"]
+    list_filter = ["status", "kind", "group", "event_type"]
     search_fields = ["=aggregate_id", "=event_id", "reason", "error"]
     ordering = ["-id"]
     actions = ["retry_selected", "discard_selected"]
@@ -220,6 +228,7 @@ class DeadLetterAdmin(OutboxReadOnlyAdmin):
         "aggregate_type",
         "aggregate_id",
         "sequence",
+        "kind",
         "reason",
         "attempts",
         "error",
@@ -236,10 +245,6 @@ class DeadLetterAdmin(OutboxReadOnlyAdmin):
 
     def has_discard_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("outbox.change_deadletter")
-
-    @admin.display(description="lifecycle")
-    def lifecycle(self, letter: DeadLetter) -> str:
-        return lifecycle_link(letter.event_id)
 
     @admin.display(description="traceback")
     def traceback_text(self, letter: DeadLetter) -> SafeString:
@@ -334,19 +339,15 @@ class DeadLetterAdmin(OutboxReadOnlyAdmin):
 
 
 @admin.register(InboxEntry)
-class InboxEntryAdmin(OutboxReadOnlyAdmin):
+class InboxEntryAdmin(_LifecycleColumn, ReadOnlyAdmin):
     list_display = ["id", "group", "event_type", "event_id", "processed_at", "lifecycle"]
     list_filter = ["group", "event_type"]
     search_fields = ["=event_id"]
     ordering = ["-id"]
 
-    @admin.display(description="lifecycle")
-    def lifecycle(self, entry: InboxEntry) -> str:
-        return lifecycle_link(entry.event_id)
-
 
 @admin.register(DeliveryFailure)
-class DeliveryFailureAdmin(OutboxReadOnlyAdmin):
+class DeliveryFailureAdmin(ReadOnlyAdmin):
     list_display = ["group", "stream", "entry_id", "attempts", "next_attempt_at", "last_error"]
     list_filter = ["group"]
     readonly_fields = [

@@ -43,7 +43,7 @@ from outbox.failures import (
     triage,
 )
 from outbox.message import Message
-from outbox.models import InboxEntry
+from outbox.models import DeadLetter, InboxEntry
 from outbox.registry import Handler, registry
 
 INSERT_INBOX = (
@@ -194,7 +194,7 @@ class PartitionConsumer:
         reason: str,
         message: Message | None,
     ) -> None:
-        letter = dead_letter(self.place, entry_id, fields, message, reason)
+        letter = dead_letter(self.place, entry_id, fields, message, why, reason)
         if letter is None:
             return
         event_type = message.type if message else str((fields or {}).get("type", ""))[:200]
@@ -216,7 +216,7 @@ class PartitionConsumer:
         ):
             # Keep the aggregate's order: later events wait behind its dead letter.
             reason = f"parked behind dead letter #{verdict.blocker}"
-            self._dead(result, entry_id, fields, "parked", reason, verdict.message)
+            self._dead(result, entry_id, fields, DeadLetter.Kind.PARKED, reason, verdict.message)
         return None
 
     def _fast(self, entries: Sequence[Entry]) -> BatchResult:
@@ -271,7 +271,7 @@ class PartitionConsumer:
                     if letter is not None:
                         m = verdict.message
                         self.parked.setdefault((m.aggregate_type, m.aggregate_id), letter.pk)
-                        result.dead.append((m.type, "handler"))
+                        result.dead.append((m.type, DeadLetter.Kind.HANDLER))
                     result.acks.append(entry_id)
                     continue
                 if failure is not None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from outbox import layout as layouts
 from outbox import lease
 from outbox.consumer import already_applied, apply, lease_name
-from outbox.message import MalformedEntry, Message
+from outbox.failures import Apply, Reject, triage
 from outbox.models import DeadLetter
 from outbox.registry import registry
 
@@ -30,28 +30,25 @@ class RetryOutcome:
     failed: dict[int, str] = field(default_factory=dict)
 
 
-def _retry_one(letter: DeadLetter) -> str | None:
-    """Apply a dead letter's event now; returns None on success, else why not."""
-    try:
-        message = Message.decode(letter.fields.get("data"))
-    except MalformedEntry as exc:
-        return f"malformed stream entry: {exc}"
+def _retry_one(letter: DeadLetter) -> tuple[str, str] | None:
+    """Apply a dead letter's event now; None on success, else (its kind, why not).
+
+    The entry is triaged as the consumer triages it (``outbox.failures``); only a
+    group that no longer exists, or no longer subscribes to the type, is decided here.
+    """
     group = registry.groups.get(letter.group)
     if group is None:
-        return f"consumer group {letter.group!r} no longer exists"
-    handler = group.handlers.get(message.type)
-    if handler is None:
-        if registry.known_type(message.type):
-            return None  # the group no longer subscribes to it: nothing to apply
-        return f"unknown event type {message.type!r}"
-    if message.version > handler.max_version:
-        return f"{message.type} v{message.version} is newer than this group handles"
+        return DeadLetter.Kind.HANDLER, f"consumer group {letter.group!r} no longer exists"
+    verdict = triage(group, letter.fields.get("data"), parked={})
+    if isinstance(verdict, Reject):
+        return verdict.kind, verdict.reason
+    if not isinstance(verdict, Apply):
+        return None  # the group no longer subscribes to the type: nothing to apply
     try:
-        apply(letter.group, message, handler)
+        apply(letter.group, verdict.message, verdict.handler)
     except Exception as exc:  # noqa: BLE001 - the error is recorded on the dead letter
-        letter.error = f"{type(exc).__name__}: {exc}"
         letter.traceback = traceback.format_exc()
-        return letter.error
+        return DeadLetter.Kind.HANDLER, f"{type(exc).__name__}: {exc}"
     return None
 
 
@@ -105,19 +102,20 @@ def retry(letter_ids: list[int], *, wait_s: float = 30.0) -> RetryOutcome:
                 chain = [letter]
             for item in chain:
                 if item.event_id and already_applied(item.group, item.event_id):
-                    error = None
+                    failed = None
                 else:
-                    error = _retry_one(item)
+                    failed = _retry_one(item)
                 item.attempts += 1
-                if error is None:
+                if failed is None:
                     item.status = DeadLetter.Status.RESOLVED
                     item.resolved_at = timezone.now()
                     item.save(update_fields=["status", "resolved_at", "attempts"])
                     outcome.resolved.append(item.pk)
                     continue
+                item.kind, error = failed
                 item.error = error
                 item.reason = f"retry failed: {error}"[:500]
-                item.save(update_fields=["attempts", "error", "traceback", "reason"])
+                item.save(update_fields=["attempts", "kind", "error", "traceback", "reason"])
                 outcome.failed[item.pk] = error
                 logger.warning("dead letter #%s retry failed: %s", item.pk, error)
                 stuck.add(aggregate)

@@ -55,7 +55,7 @@ class Parked:
 class Reject:
     """An entry no retry can mend: it becomes a dead letter at once."""
 
-    kind: str  # malformed, unknown_type, too_new or schema (the metrics' label)
+    kind: str  # one of DeadLetter.Kind: malformed, unknown_type, too_new or schema
     reason: str
     message: Message | None = None
 
@@ -78,13 +78,13 @@ def triage(
     try:
         message = Message.decode(fields)
     except MalformedEntry as exc:
-        return Reject("malformed", f"malformed stream entry: {exc}")
+        return Reject(DeadLetter.Kind.MALFORMED, f"malformed stream entry: {exc}")
     handler = group.handlers.get(message.type)
     if handler is None:
-        return Reject("unknown_type", f"unknown event type {message.type!r}", message)
+        return Reject(DeadLetter.Kind.UNKNOWN_TYPE, f"unknown event type {message.type!r}", message)
     if message.version > handler.max_version:
         return Reject(
-            "too_new",
+            DeadLetter.Kind.TOO_NEW,
             f"{message.type} v{message.version} is newer than this group handles "
             f"(v{handler.min_version}..v{handler.max_version})",
             message,
@@ -95,7 +95,7 @@ def triage(
     problem = schema_problem(message, fields["payload"])  # type: ignore[index]
     if problem is not None:
         return Reject(
-            "schema",
+            DeadLetter.Kind.SCHEMA,
             f"payload breaks the schema of {message.type} v{message.version}: {problem}",
             message,
         )
@@ -136,6 +136,7 @@ def dead_letter(
     entry_id: str,
     fields: Mapping[str, str] | None,
     message: Message | None,
+    kind: str,
     reason: str,
     *,
     error: str = "",
@@ -154,6 +155,7 @@ def dead_letter(
                 aggregate_id=message.aggregate_id if message else "",
                 sequence=message.sequence if message else None,
                 fields={"stream": place.stream, "entry_id": entry_id, "data": dict(fields or {})},
+                kind=kind,
                 reason=reason[:500],
                 error=error,
                 traceback=tb,
@@ -211,6 +213,7 @@ def record_failure(
             entry_id,
             fields,
             message,
+            DeadLetter.Kind.HANDLER,
             f"handler failed after {attempts} attempt(s): {error}",
             error=error,
             tb=traceback.format_exc(),

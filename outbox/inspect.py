@@ -7,7 +7,6 @@ outbox rows (``occurred_at``, ``published_at``), the inbox rows
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,36 +28,17 @@ TOP_TYPES = 8  # event types drawn on their own; the rest are "other"
 
 # --- dead letters by reason ------------------------------------------------------------
 
-_KINDS = (
-    ("parked", re.compile(r"^parked behind dead letter")),
-    ("malformed", re.compile(r"^malformed stream entry")),
-    ("unknown type", re.compile(r"^unknown event type")),
-    ("too new", re.compile(r"is newer than this group handles")),
-    ("schema", re.compile(r"^payload breaks the schema")),
-    ("retry failed", re.compile(r"^retry failed")),
-    ("handler", re.compile(r"^handler failed")),
-)
-
-
-def reason_kind(reason: str) -> str:
-    """What kind of dead letter a reason describes (the metrics' ``reason`` label, in words)."""
-    for kind, pattern in _KINDS:
-        if pattern.search(reason):
-            return kind
-    return "other"
-
 
 def dead_letters_by_reason() -> dict[str, dict[str, int]]:
-    """Open dead letters: ``{kind: {group: count}}``, the largest kinds first."""
+    """Open dead letters: ``{kind (in words): {group: count}}``, the largest kinds first."""
     counts: dict[str, dict[str, int]] = {}
     rows = (
         DeadLetter.objects.filter(status=DeadLetter.Status.DEAD)
-        .values_list("reason", "group")
+        .values_list("kind", "group")
         .annotate(n=Count("id"))
     )
-    for reason, group, n in rows:
-        by_group = counts.setdefault(reason_kind(reason), {})
-        by_group[group] = by_group.get(group, 0) + n
+    for kind, group, n in rows:
+        counts.setdefault(DeadLetter.Kind(kind).label, {})[group] = n
     return dict(sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0])))
 
 

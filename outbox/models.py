@@ -104,6 +104,16 @@ class DeadLetter(models.Model):
         RESOLVED = "resolved", "Resolved"
         DISCARDED = "discarded", "Discarded"
 
+    class Kind(models.TextChoices):
+        """Why the event is a dead letter (the metrics' ``reason`` label too)."""
+
+        MALFORMED = "malformed", "malformed"
+        UNKNOWN_TYPE = "unknown_type", "unknown type"
+        TOO_NEW = "too_new", "too new"
+        SCHEMA = "schema", "schema"
+        PARKED = "parked", "parked"
+        HANDLER = "handler", "handler"
+
     id = models.BigAutoField(primary_key=True)
     group = models.CharField(max_length=100)
     partition = models.PositiveSmallIntegerField(default=0)
@@ -114,6 +124,7 @@ class DeadLetter(models.Model):
     aggregate_id = models.CharField(max_length=100, blank=True, default="")
     sequence = models.BigIntegerField(null=True, blank=True)
     fields = models.JSONField(default=dict, help_text="The stream entry as received.")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.HANDLER)
     reason = models.CharField(max_length=500)
     error = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")

@@ -5,26 +5,14 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+# History and replicas are viewable, never added, changed or deleted by hand: the event
+# log's own read-only base serves every app's.
+from outbox.admin import ReadOnlyAdmin
+
 # Users and API tokens keep the admin pages of django.contrib.auth and DRF's authtoken.
 admin.site.site_header = "Shop administration"
 admin.site.site_title = "Shop admin"
 admin.site.index_title = "Orders, stock, payments, shipments, notifications and the event log"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History and replicas: viewable, never added, changed or deleted by hand.
-
-    Whatever staff may do to such rows is an admin action that calls a service.
-    """
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -38,3 +26,6 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+__all__ = ["ReadOnlyAdmin", "ReadOnlyInline"]
