@@ -12,16 +12,14 @@ from __future__ import annotations
 import time
 
 import redis
-from django.db.models import Min
-from django.utils import timezone
 
 from outbox import layout as layouts
 from outbox import lease, streams
 from outbox.conf import conf
 from outbox.consumer import lease_name
-from outbox.models import OutboxEvent
 from outbox.registry import registry
 from outbox.relay import RELAY_LEASE
+from outbox.status import group_positions, oldest_unpublished_age_s
 
 OK = "ok"
 
@@ -77,35 +75,16 @@ def reader_checks(client: redis.Redis | None = None) -> dict[str, str]:
 
 def lag_checks(client: redis.Redis | None = None) -> dict[str, str]:
     """``{"lag": ..., "unpublished": ...}``, each "ok" or why not."""
-    client = client or streams.get_redis()
     limit = int(conf.READY_MAX_LAG)
-    lag: dict[str, int] = dict.fromkeys(registry.groups, 0)
-    for partition in layouts.current().range():
-        stream = streams.stream_name(partition)
-        try:
-            info = {g["name"]: g for g in client.xinfo_groups(stream)}
-        except redis.ResponseError:  # no stream yet: nothing to read
-            continue
-        length = None
-        for group in lag:
-            value = (info.get(group) or {}).get("lag")
-            if value is None:  # unknown (or no group): count the whole stream
-                length = client.xlen(stream) if length is None else length
-                value = length
-            lag[group] += int(value)
-    behind = {g: n for g, n in sorted(lag.items()) if n > limit}
+    positions = group_positions(client or streams.get_redis())
+    behind = {g: row["lag"] for g, row in positions.items() if row["lag"] > limit}
     checks = {
         "lag": OK
         if not behind
-        else "over "
-        + str(limit)
-        + " entries not yet read: "
+        else f"over {limit} entries not yet read: "
         + ", ".join(f"{g} {n}" for g, n in behind.items())
     }
-    oldest = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
-        oldest=Min("occurred_at")
-    )["oldest"]
-    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    age = oldest_unpublished_age_s()
     max_age = float(conf.READY_MAX_UNPUBLISHED_AGE_S)
     checks["unpublished"] = (
         OK

@@ -59,12 +59,13 @@ COMMIT_TO_HANDLED = Histogram(
 
 
 class OutboxCollector(Collector):
-    """Backlog and lag, read at scrape time (``outbox.status``)."""
+    """Backlog and lag, read at scrape time (``outbox.status.backlog``: nothing that counts
+    the whole log)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from outbox.status import status
+        from outbox.status import backlog
 
-        current = status()
+        current = backlog()
         yield GaugeMetricFamily(
             "outbox_unpublished_events", "Committed events not yet relayed.", current["unpublished"]
         )

@@ -1,4 +1,9 @@
-"""How far behind the outbox is: what ``outbox_status`` and the staff API report."""
+"""How far behind the outbox is: what ``outbox_status``, the staff API, metrics and readiness report.
+
+``group_positions`` and ``oldest_unpublished_age_s`` are the two measures every
+report shares; ``backlog`` is what is read at each metrics scrape (nothing that
+counts the whole log); ``status`` adds the rest for people.
+"""
 
 from __future__ import annotations
 
@@ -15,59 +20,70 @@ from outbox.models import DeadLetter, OutboxEvent
 from outbox.registry import registry
 
 
-def _group_info(client: redis.Redis, partition: int) -> dict[str, dict[str, Any]]:
+def group_positions(client: redis.Redis) -> dict[str, dict[str, int]]:
+    """Per group, over every partition: ``pending`` (read, not acknowledged) and ``lag``
+    (not read yet). Raises ``redis.RedisError`` when Redis does not answer."""
+    groups = {name: {"pending": 0, "lag": 0} for name in sorted(registry.groups)}
+    for partition in streams.partitions():
+        stream = streams.stream_name(partition)
+        try:
+            info = {g["name"]: g for g in client.xinfo_groups(stream)}
+        except redis.ResponseError:  # no such stream yet: nothing to read
+            continue
+        length = None
+        for name, row in groups.items():
+            group = info.get(name) or {}
+            row["pending"] += int(group.get("pending") or 0)
+            lag = group.get("lag")
+            if lag is None:  # no group yet, or Redis cannot tell: the whole stream is ahead
+                length = client.xlen(stream) if length is None else length
+                lag = length
+            row["lag"] += int(lag)
+    return groups
+
+
+def oldest_unpublished_age_s() -> float:
+    """How long the oldest committed event has waited for the relay (0 when none waits)."""
+    oldest = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
+        oldest=Min("occurred_at")
+    )["oldest"]
+    return round((timezone.now() - oldest).total_seconds(), 3) if oldest else 0.0
+
+
+def backlog() -> dict[str, Any]:
+    """Unpublished count and age, open dead letters, Redis, and each group's position."""
+    client = streams.get_redis()
     try:
-        return {g["name"]: g for g in client.xinfo_groups(streams.stream_name(partition))}
-    except redis.ResponseError:  # no such stream yet
-        return {}
+        positions = group_positions(client)
+        marker, redis_ok = streams.marker_present(client), True
+    except redis.RedisError:
+        positions = {name: {"pending": 0, "lag": 0} for name in sorted(registry.groups)}
+        marker, redis_ok = False, False
+    dead = _dead_letter_counts()
+    groups = {name: {**row, "dead_letters": dead.get(name, 0)} for name, row in positions.items()}
+    return {
+        "unpublished": OutboxEvent.objects.filter(published_at__isnull=True).count(),
+        "oldest_unpublished_age_s": oldest_unpublished_age_s(),
+        "dead_letters": sum(dead.values()),
+        "redis": "ok" if redis_ok else "unreachable",
+        "redis_marker": marker,
+        "groups": groups,
+    }
 
 
 def status() -> dict[str, Any]:
-    """Unpublished count and age, dead letters, and per group its pending count and lag.
+    """``backlog()``, the published count and the partitions, for people.
 
     Then whatever the callables named in ``OUTBOX_STATUS_HOOKS`` (dotted paths)
     return, merged in: the project's own figures, such as its stuck work.
     """
-    unpublished = OutboxEvent.objects.filter(published_at__isnull=True)
-    oldest = unpublished.aggregate(oldest=Min("occurred_at"))["oldest"]
-    client = streams.get_redis()
-    groups: dict[str, dict[str, Any]] = {
-        name: {"pending": 0, "lag": 0, "dead_letters": 0} for name in sorted(registry.groups)
-    }
-    redis_ok = True
-    try:
-        for partition in streams.partitions():
-            info = _group_info(client, partition)
-            length = client.xlen(streams.stream_name(partition))
-            for name, row in groups.items():
-                group = info.get(name)
-                if group is None:
-                    # The group does not exist yet: everything in the stream is ahead of it.
-                    row["lag"] += length
-                    continue
-                row["pending"] += int(group.get("pending") or 0)
-                lag = group.get("lag")
-                row["lag"] += int(lag) if lag is not None else length
-        marker = streams.marker_present(client)
-    except redis.RedisError:
-        redis_ok, marker = False, False
-    for name, count in _dead_letter_counts().items():
-        if name in groups:
-            groups[name]["dead_letters"] = count
     report: dict[str, Any] = {}
     for path in conf.STATUS_HOOKS:
         report.update(import_string(path)())
     return report | {
-        "unpublished": unpublished.count(),
-        "oldest_unpublished_age_s": (
-            round((timezone.now() - oldest).total_seconds(), 3) if oldest else 0.0
-        ),
+        **backlog(),
         "published": OutboxEvent.objects.filter(published_at__isnull=False).count(),
-        "dead_letters": DeadLetter.objects.filter(status=DeadLetter.Status.DEAD).count(),
         "partitions": len(streams.partitions()),
-        "redis": "ok" if redis_ok else "unreachable",
-        "redis_marker": marker,
-        "groups": groups,
     }
 
 
