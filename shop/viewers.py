@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from rest_framework.exceptions import NotAuthenticated
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,9 @@ class Viewer:
 
     @classmethod
     def of(cls, user: AbstractBaseUser | AnonymousUser) -> Viewer:
-        """The viewer for a request's user, who must be authenticated (the views require it)."""
+        """The viewer for a request's user; an anonymous one is a 401, as the views' permission says."""
         if user.pk is None:
-            raise ValueError("an anonymous user is not a viewer")
+            raise NotAuthenticated()
         return cls(user_id=int(user.pk), is_staff=bool(getattr(user, "is_staff", False)))
 
     @property
