@@ -12,7 +12,7 @@ import functools
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -94,20 +94,17 @@ def handling(group: str, message: Message) -> Iterator[None]:
 
 
 def keeping_cause(func: Callable[[], object]) -> Callable[[], None]:
-    """``func`` to run later (``transaction.on_commit``) under the cause that is current now.
+    """``func`` to run later (``transaction.on_commit``) in a copy of the context current now.
 
     A handler's on-commit callback runs after the handler's context has ended; what
-    it sends (a Celery task) should still carry the handler's correlation id.
+    it sends (a Celery task, a thread's call) should still carry the handler's cause,
+    and its log lines the event being handled.
     """
-    cause = _current.get()
+    captured = copy_context()
 
     @functools.wraps(func)
     def run() -> None:
-        token = _current.set(cause)
-        try:
-            func()
-        finally:
-            _current.reset(token)
+        captured.run(func)
 
     return run
 
