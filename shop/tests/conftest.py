@@ -6,7 +6,7 @@ import pytest
 from django.core.cache import cache
 
 from shop import ratelimit
-from shop.tests.faults import create_database, drop_database
+from shop.tests.faults import OwnRedis, create_database, drop_database
 
 # 10 s into a minute, 130 s into a quarter hour, 2830 s into an hour: no window
 # ends while a test runs, so no count starts again halfway through one.
@@ -40,3 +40,11 @@ def own_database(settings):
     create_database(f"{server}/postgres", name)
     yield f"{server}/{name}"
     drop_database(f"{server}/postgres", name)
+
+
+@pytest.fixture
+def own_redis(request, tmp_path):
+    """A Redis server of the test's own, on the test module's ``REDIS_PORT`` (stopped after)."""
+    server = OwnRedis(request.module.REDIS_PORT, tmp_path)
+    yield server
+    server.stop()

@@ -11,7 +11,6 @@ import pytest
 from shop.tests.faults import (
     Load,
     OwnPostgres,
-    OwnRedis,
     Shop,
     create_database,
     wait_until,
@@ -20,13 +19,6 @@ from shop.tests.faults import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PG_PORT, REDIS_PORT, WEB_PORT = 16501, 16502, 16503
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = OwnRedis(REDIS_PORT, tmp_path)
-    yield server
-    server.stop()
 
 
 def test_a_postgresql_restart_under_load_heals_without_restarting_any_shop_process(

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shop.tests.faults import OwnRedis, Shop, wait_until
+from shop.tests.faults import Shop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,14 +41,15 @@ def _json_lines(text: str) -> list[dict]:
     return lines
 
 
-def test_one_correlation_id_finds_the_request_and_every_handler_of_its_saga(tmp_path, own_database):
+def test_one_correlation_id_finds_the_request_and_every_handler_of_its_saga(
+    tmp_path, own_database, own_redis
+):
     # given the shop running with JSON logs, on a database and a Redis of its own
-    redis_server = OwnRedis(REDIS_PORT, tmp_path)
     shop = None
     try:
         shop = Shop(
             database_url=own_database,
-            redis_url=redis_server.url,
+            redis_url=own_redis.url,
             port=WEB_PORT,
             logdir=tmp_path,
             env={"LOG_FORMAT": "json"},
@@ -100,4 +101,3 @@ def test_one_correlation_id_finds_the_request_and_every_handler_of_its_saga(tmp_
     finally:
         if shop is not None:
             shop.stop()
-        redis_server.stop()

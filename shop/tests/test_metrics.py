@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from shop.tests.faults import OwnRedis, Shop, wait_until
+from shop.tests.faults import Shop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,14 +35,13 @@ def _value(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, own_database):
+def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, own_database, own_redis):
     # given the shop running, with its own Redis and database
-    redis_server = OwnRedis(REDIS_PORT, tmp_path)
     shop = None
     try:
         shop = Shop(
             database_url=own_database,
-            redis_url=redis_server.url,
+            redis_url=own_redis.url,
             port=WEB_PORT,
             logdir=tmp_path,
         )
@@ -94,4 +93,3 @@ def test_metrics_count_a_saga_across_the_web_and_the_worker(tmp_path, own_databa
     finally:
         if shop is not None:
             shop.stop()
-        redis_server.stop()
