@@ -16,7 +16,12 @@ from urllib.request import Request, urlopen
 
 from django.core.management.base import BaseCommand, CommandError
 
-from shop.management.commands.seed_demo import RESET_HINT, credentials_file, read_credentials
+from shop.management.commands.seed_demo import (
+    RESET_HINT,
+    ROLES,
+    credentials_file,
+    read_credentials,
+)
 
 POLL_INTERVAL_S = 0.5
 # After an order leaves PENDING, its timeline (a read model) and the compensations
@@ -152,7 +157,7 @@ class Command(BaseCommand):
 
     def _run(self, url: str, options: dict[str, Any]) -> None:
         kept = read_credentials()
-        staff = _credentials(options, kept, "admin", "DEMO_ADMIN", "admin")
+        staff = _credentials(options, kept, "admin")
         if not staff[1]:
             raise CommandError(
                 f"no password for the staff user {staff[0]}, who dispatches the good order: "
@@ -160,7 +165,7 @@ class Command(BaseCommand):
                 f"(it keeps new passwords in {credentials_file()})"
             )
         customer = Api(url)
-        username, password = _credentials(options, kept, "customer", "DEMO_CUSTOMER", "customer")
+        username, password = _credentials(options, kept, "customer")
         if not password:
             username, password = self._sign_up(customer)
         customer.token = self._token(customer, username, password)
@@ -309,18 +314,19 @@ class Command(BaseCommand):
 
 
 def _credentials(
-    options: dict[str, Any], kept: dict[str, dict[str, str]], role: str, env: str, default: str
+    options: dict[str, Any], kept: dict[str, dict[str, str]], role: str
 ) -> tuple[str, str | None]:
     """(username, password): the options', else the environment's, else what seed_demo kept."""
+    username_env, default, password_env = ROLES[role]
     prefix = "admin_" if role == "admin" else ""
     stored = kept.get(role, {})
     username = (
         options.get(f"{prefix}username")
-        or os.environ.get(f"{env}_USERNAME")
+        or os.environ.get(username_env)
         or stored.get("username")
         or default
     )
-    password = options.get(f"{prefix}password") or os.environ.get(f"{env}_PASSWORD")
+    password = options.get(f"{prefix}password") or os.environ.get(password_env)
     if not password and stored.get("username") == username:
         password = stored.get("password")
     return username, password or None
