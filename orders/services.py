@@ -206,8 +206,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
     unknown = [line.sku for line in lines if line.sku not in catalogue]
     if unknown:
         raise DomainError(f"unknown sku: {', '.join(unknown)}", field="lines")
-    total = sum((catalogue[line.sku].price * line.quantity for line in lines), start=Decimal("0"))
-    total = to_cents(total)
+    total = to_cents(sum((catalogue[line.sku].price * line.quantity for line in lines), Decimal(0)))
     if total > MAX_TOTAL:
         raise DomainError("the order total is too large", field="lines")
 

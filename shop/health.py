@@ -29,11 +29,17 @@ def _redis() -> str:
     return "ok"
 
 
+def _error(exc: Exception) -> str:
+    """``error: Type: the message's first line`` (a driver's message may run on for lines)."""
+    first = next(iter(str(exc).strip().splitlines()), "")
+    return f"error: {type(exc).__name__}: {first}"
+
+
 def _run(check: Callable[[], str]) -> str:
     try:
         return check()
     except Exception as exc:  # noqa: BLE001 - a health check reports any failure
-        return f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        return _error(exc)
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -58,7 +64,7 @@ def ready(request: HttpRequest) -> JsonResponse:
             checks |= outbox_health.reader_checks()
             checks |= outbox_health.lag_checks()
         except Exception as exc:  # noqa: BLE001 - reported, never a 500
-            checks["outbox"] = f"error: {type(exc).__name__}: {exc}"
+            checks["outbox"] = _error(exc)
     failing = [f"{name}: {value}" for name, value in checks.items() if not value.startswith("ok")]
     return JsonResponse(
         {"status": "ok" if not failing else "failing", "checks": checks, "failing": failing},
