@@ -93,6 +93,11 @@ def _legend(names: Sequence[str], colours: Sequence[str], *, x: int = PLOT_RIGHT
     return parts
 
 
+def _note(text: str, x: float, y: float) -> str:
+    """A grey line of text in the middle of an empty chart."""
+    return f'<text x="{x}" y="{y}" text-anchor="middle" fill="#777">{escape(text)}</text>'
+
+
 def _height(series: int) -> tuple[int, int]:
     plot_bottom = max(220, PLOT_TOP + 8 + series * 16)
     return plot_bottom + 24, plot_bottom
@@ -123,10 +128,7 @@ def stacked_bars(
                 f"<title>{escape(name)}: {values[index]} at {when}</title></rect>"
             )
     if not series:
-        body.append(
-            f'<text x="{(PLOT_LEFT + PLOT_RIGHT) / 2}" y="{bottom / 2 + 10}" '
-            f'text-anchor="middle" fill="#777">{escape(empty)}</text>'
-        )
+        body.append(_note(empty, (PLOT_LEFT + PLOT_RIGHT) / 2, bottom / 2 + 10))
     body += _legend(list(series), colours)
     return _svg(WIDTH, height, title, body, "chart stacked-bars")
 
@@ -152,10 +154,7 @@ def lines(
             f"</title></polyline>"
         )
     if not series:
-        body.append(
-            f'<text x="{(PLOT_LEFT + PLOT_RIGHT) / 2}" y="{bottom / 2 + 10}" '
-            f'text-anchor="middle" fill="#777">{escape(empty)}</text>'
-        )
+        body.append(_note(empty, (PLOT_LEFT + PLOT_RIGHT) / 2, bottom / 2 + 10))
     body += _legend(list(series), colours)
     return _svg(WIDTH, height, title, body, "chart lines")
 
@@ -185,10 +184,7 @@ def horizontal_bars(
             x += w
         body.append(f'<text x="{x + 6:.1f}" y="{y + 13}">{sum(split.values())}</text>')
     if not rows:
-        body.append(
-            f'<text x="{(bar_left + bar_right) / 2}" y="52" text-anchor="middle" '
-            f'fill="#777">{escape(empty)}</text>'
-        )
+        body.append(_note(empty, (bar_left + bar_right) / 2, 52))
     body += _legend(names, [colours[n] for n in names], x=bar_right + 40)
     return _svg(WIDTH, height, title, body, "chart horizontal-bars")
 
@@ -201,10 +197,10 @@ def lifecycle_svg(life: Lifecycle) -> str:
     if life.published_after_s is not None:
         times.append(life.published_after_s)
     span = max([*times, 0.001]) * 1.1
-    rows = ["committed", "relayed", *(s.group for s in life.groups)]
     left, right, row_h = 170, 700, 24
-    height = 56 + row_h * len(rows)
-    axis_y = 36 + row_h * len(rows)
+    rows = 2 + len(life.groups)  # committed, relayed, then one per group
+    height = 56 + row_h * rows
+    axis_y = 36 + row_h * rows
 
     def x_of(seconds: float) -> float:
         return left + seconds / span * (right - left)
