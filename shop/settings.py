@@ -168,8 +168,6 @@ try:
     LOG_LEVELS = parse_levels(env.str("LOG_LEVELS", default=""))
 except ValueError as exc:
     raise SystemExit(f"LOG_LEVELS: {exc}") from None
-if LOG_FORMAT not in ("plain", "json"):
-    raise SystemExit(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 # A handler's log lines carry these payload fields of the event it applies.
 OUTBOX_LOG_PAYLOAD_FIELDS = ("order_id",)
 
@@ -376,9 +374,12 @@ CELERY_BEAT_SCHEDULE |= {
 
 # Beat's routine tasks log their "received", "succeeded" and "Sending due task" lines at
 # DEBUG: at INFO a shop at rest says next to nothing.
-LOGGING = logging_config(
-    fmt=LOG_FORMAT,
-    level=LOG_LEVEL,
-    levels=LOG_LEVELS,
-    routine_tasks={entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()},
-)
+try:
+    LOGGING = logging_config(
+        fmt=LOG_FORMAT,
+        level=LOG_LEVEL,
+        levels=LOG_LEVELS,
+        routine_tasks={entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()},
+    )
+except ValueError as exc:  # LOG_FORMAT is neither plain nor json
+    raise SystemExit(str(exc)) from None
