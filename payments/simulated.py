@@ -157,35 +157,29 @@ class SimulatedProvider:
         settle it, and returns the fault to raise once the row is committed.
         """
         self._outside_transaction()
-        for attempt in range(2):
-            try:
-                # The provider's own bookkeeping, committed before it answers.
-                with transaction.atomic():
-                    values = fields() if callable(fields) else fields
-                    found = (
-                        Operation.objects.select_for_update().filter(idempotency_key=key).first()
-                    )
-                    operation = found or Operation(idempotency_key=key, kind=kind, **values)
-                    if found is not None and (
-                        operation.kind,
-                        operation.amount,
-                        operation.token,
-                    ) != (
-                        kind,
-                        values["amount"],
-                        values["token"],
-                    ):
-                        raise ProviderMisuse(f"idempotency key {key} was used for another call")
-                    operation.calls += 1
-                    fault = (
-                        decide(operation) if operation.status == Operation.Status.NOT_DONE else None
-                    )
-                    operation.save()
-                break
-            except IntegrityError:
-                # A concurrent first call with the same key inserted it first: look again.
-                if attempt:
-                    raise
+        try:
+            return self._call_once(key, kind, fields, decide)
+        except IntegrityError:
+            # A concurrent first call with the same key inserted it first: look again.
+            return self._call_once(key, kind, fields, decide)
+
+    @staticmethod
+    def _call_once(key: str, kind: str, fields, decide) -> Outcome:
+        # The provider's own bookkeeping, committed before it answers.
+        with transaction.atomic():
+            values = fields() if callable(fields) else fields
+            operation = Operation.objects.select_for_update().filter(idempotency_key=key).first()
+            if operation is None:
+                operation = Operation(idempotency_key=key, kind=kind, **values)
+            elif (operation.kind, operation.amount, operation.token) != (
+                kind,
+                values["amount"],
+                values["token"],
+            ):
+                raise ProviderMisuse(f"idempotency key {key} was used for another call")
+            operation.calls += 1
+            fault = decide(operation) if operation.status == Operation.Status.NOT_DONE else None
+            operation.save()
         if fault is not None:
             raise fault
         return _outcome(operation)
