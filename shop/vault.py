@@ -13,16 +13,14 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from shop.models import PaymentTokenReference
 
 
 def payment_token_store(*, token: str) -> str:
-    """Keep ``token``; returns the reference an event may carry instead of it."""
-    with transaction.atomic():
-        return str(PaymentTokenReference.objects.create(token=token).reference)
+    """Keep ``token`` (in the caller's transaction); returns the reference an event may carry."""
+    return str(PaymentTokenReference.objects.create(token=token).reference)
 
 
 def payment_token_resolve(*, reference: str) -> str | None:
