@@ -24,11 +24,14 @@ from inventory.events import (
 )
 from inventory.models import Product, Reservation, ReservationLine
 from shop import failpoints
-from shop.db import insert_unless_exists
+from shop.db import Lookup, insert_unless_exists
 from shop.errors import DomainError, NotFound
 from shop.money import money_text
 
 logger = logging.getLogger(__name__)
+
+_RESERVATION = Lookup(Reservation, "order_id")
+_RESERVATION_FOR_UPDATE = Lookup(Reservation, "order_id", lock="update")
 
 # Far above any real stock level, far below the 32-bit column limit.
 MAX_STOCK_CHANGE = 1_000_000
@@ -180,7 +183,7 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
         products = _lock_products(requested)
         # Looked up under the locks: another delivery of the same order may have
         # committed while we waited for them.
-        existing = Reservation.objects.filter(order_id=order_id).first()
+        existing = _RESERVATION.get(order_id)
         if existing is not None:
             logger.info("order %s already has a %s reservation", order_id, existing.status)
             return existing
@@ -276,7 +279,7 @@ def stock_release_for_order(*, order_id: int) -> Reservation | None:
     reservation or it is not HELD, so a repeated cancel is harmless.
     """
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+        reservation = _RESERVATION_FOR_UPDATE.get(order_id)
         if not _is_held(reservation, order_id, "release"):
             return reservation
         lines = _lines_locked(reservation)
@@ -305,7 +308,7 @@ def stock_fulfil_for_order(*, order_id: int) -> Reservation | None:
     order has no reservation or it is not HELD.
     """
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+        reservation = _RESERVATION_FOR_UPDATE.get(order_id)
         if not _is_held(reservation, order_id, "fulfil"):
             return reservation
         lines = _lines_locked(reservation)

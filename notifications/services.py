@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Mapping
@@ -16,9 +17,19 @@ import outbox
 from notifications import messages
 from notifications.events import CustomerNotified
 from notifications.models import Notification
-from shop.db import insert_unless_exists
+from shop.db import Lookup, insert_unless_exists
 
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _customer_lookup() -> Lookup:
+    return Lookup(get_user_model(), "pk", only=("username", "email"))
+
+
+def _customer(customer_id: int) -> Any:
+    """The customer's user (name and address only), or None."""
+    return _customer_lookup().get(customer_id)
 
 
 def notification_send(
@@ -42,7 +53,7 @@ def notification_send(
     Raises ``KeyError`` for an unknown ``kind`` or a context that lacks what it needs.
     """
     with transaction.atomic():
-        user = get_user_model().objects.filter(pk=customer_id).only("username", "email").first()
+        user = _customer(customer_id)
         subject, body = messages.render(
             kind,
             order_id=order_id,

@@ -34,7 +34,7 @@ from orders.events import (
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
 from shop import failpoints, vault
-from shop.db import insert_unless_exists
+from shop.db import Lookup, insert_unless_exists
 from shop.errors import Conflict, DomainError, NotFound
 from shop.money import money_parse, money_text, to_cents
 
@@ -576,11 +576,17 @@ def _order_cancel(
     )
 
 
+# FOR NO KEY UPDATE: the timeline's inserts (their foreign key takes KEY SHARE on the
+# order) go on meanwhile.
+_ORDER_FOR_UPDATE = Lookup(Order, "pk", lock="no key")
+_CUSTOMERS_ORDER_FOR_UPDATE = Lookup(Order, "pk", "customer_id", lock="no key")
+
+
 def _order_lock(order_id: int, *, customer_id: int | None = None) -> Order:
-    orders = Order.objects.select_for_update().filter(pk=order_id)
-    if customer_id is not None:
-        orders = orders.filter(customer_id=customer_id)
-    order = orders.first()
+    if customer_id is None:
+        order = _ORDER_FOR_UPDATE.get(order_id)
+    else:
+        order = _CUSTOMERS_ORDER_FOR_UPDATE.get(order_id, customer_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
     return order

@@ -39,6 +39,7 @@ from outbox.failures import (
     failures_of,
     parked_aggregates,
     record_failure,
+    stale_plan,
     transient,
     triage,
 )
@@ -258,7 +259,9 @@ class PartitionConsumer:
                     return result
                 try:
                     applied = apply(self.group.name, verdict.message, verdict.handler)
-                except Exception as exc:  # noqa: BLE001 - any handler error is recorded, never a crash loop
+                except Exception as exc:  # any handler error is recorded, never a crash loop
+                    if stale_plan(exc):
+                        raise  # the session's fault, not the event's: the reader renews it
                     retry_at, letter = record_failure(
                         self.place, entry_id, fields, verdict.message, exc, failure
                     )

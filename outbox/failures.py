@@ -175,6 +175,19 @@ def backoff(attempts: int) -> float:
 # A deadlock or a serialization failure says nothing about the event: PostgreSQL chose
 # this transaction to give way, and running it again is what its documentation asks.
 TRANSIENT_SQLSTATES = {"40P01", "40001"}
+STALE_PLAN = "cached plan must not change result type"
+
+
+def stale_plan(exc: BaseException) -> bool:
+    """Whether the error is a prepared statement outdated by a schema change.
+
+    Only a new database session mends it (prepared statements live in the
+    session): the readers then drop theirs instead of counting a failure.
+    """
+    for error in (exc, exc.__cause__):
+        if getattr(error, "sqlstate", None) == "0A000" and STALE_PLAN in str(error):
+            return True
+    return False
 
 
 def transient(exc: BaseException) -> bool:

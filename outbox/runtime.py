@@ -45,6 +45,7 @@ from outbox import layout as layouts
 from outbox import streams
 from outbox.conf import conf
 from outbox.consumer import PartitionConsumer, lease_name, read
+from outbox.failures import stale_plan
 from outbox.layout import Layout
 from outbox.lease import LeaseSet, supported
 from outbox.registry import registry
@@ -71,7 +72,7 @@ def application_name(role: str) -> str:
 
 
 def _session_lost(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError) or stale_plan(exc):
         return True
     if isinstance(exc, DatabaseError) and connection.connection is not None:
         return not connection.is_usable()
@@ -139,7 +140,11 @@ class Reader(threading.Thread):
         self.failures += 1
         delay = min(BACKOFF_MIN_S * 2 ** (self.failures - 1), BACKOFF_MAX_S)
         if _session_lost(exc):
-            what = "the database is unreachable"
+            what = (
+                "its prepared statements are out of date (a migration changed a table)"
+                if stale_plan(exc)
+                else "the database is unreachable"
+            )
             try:
                 connection.close()
             except DatabaseError:

@@ -43,11 +43,15 @@ from payments.provider import (
     get_provider,
 )
 from shop import failpoints
-from shop.db import insert_unless_exists
+from shop.db import Lookup, insert_unless_exists
 from shop.errors import DomainError
 from shop.money import money_parse
 
 logger = logging.getLogger(__name__)
+
+_PAYMENT_OF_ORDER = Lookup(Payment, "order_id")
+_PAYMENT_OF_ORDER_FOR_UPDATE = Lookup(Payment, "order_id", lock="update")
+_PAYMENT_FOR_UPDATE = Lookup(Payment, "pk", lock="update")
 
 REASON_PROVIDER_UNAVAILABLE = "payment provider unavailable"
 OPEN = (Payment.Status.PENDING, Payment.Status.REFUNDING)
@@ -100,7 +104,7 @@ def payment_charge_for_order(
     currency = currency.upper()
     with transaction.atomic():
         failpoints.reach("payments.charge_for_order")
-        existing = Payment.objects.filter(order_id=order_id).first()
+        existing = _PAYMENT_OF_ORDER.get(order_id)
         if existing is not None:
             logger.info("order %s already has a %s payment", order_id, existing.status)
             return existing
@@ -133,7 +137,7 @@ def payment_refund_for_order(*, order_id: int) -> Payment | None:
     cancel is harmless.
     """
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
+        payment = _PAYMENT_OF_ORDER_FOR_UPDATE.get(order_id)
         if payment is None:
             logger.info("no payment for order %s to refund: ignored", order_id)
             return None
@@ -280,7 +284,7 @@ def _give_up(provider: PaymentProvider, key: str) -> Outcome | None:
 def _record(claimed: Payment, outcome: Outcome | None, why: str) -> Payment | None:
     phase = claimed.status
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().filter(pk=claimed.pk).first()
+        payment = _PAYMENT_FOR_UPDATE.get(claimed.pk)
         if payment is None or payment.status != phase:
             return payment  # another run recorded this phase first
         if outcome is None:

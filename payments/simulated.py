@@ -32,6 +32,7 @@ from django.db import IntegrityError, connection, transaction
 
 from payments.models import SimulatedProviderOperation as Operation
 from payments.provider import Outcome, ProviderError, ProviderMisuse, ProviderTimeout
+from shop.db import Lookup
 
 CHARGE_LIMIT = Decimal("10000.00")
 CARD_SUCCEEDS = "tok_visa"
@@ -60,6 +61,9 @@ REASON_INVALID_AMOUNT = "invalid amount"
 REASON_UNKNOWN_CHARGE = "unknown charge"
 REASON_REFUND_AMOUNT = "refund amount differs from the charge"
 REASON_REFUNDED_ALREADY = "charge refunded already"
+
+_OPERATION = Lookup(Operation, "idempotency_key")
+_OPERATION_FOR_UPDATE = Lookup(Operation, "idempotency_key", lock="update")
 
 
 def _reference(prefix: str, key: str) -> str:
@@ -135,7 +139,7 @@ class SimulatedProvider:
 
     def status(self, *, idempotency_key: str) -> Outcome | None:
         self._outside_transaction()
-        operation = Operation.objects.filter(idempotency_key=idempotency_key).first()
+        operation = _OPERATION.get(idempotency_key)
         if operation is None or operation.status == Operation.Status.NOT_DONE:
             return None
         return _outcome(operation)
@@ -168,7 +172,7 @@ class SimulatedProvider:
         # The provider's own bookkeeping, committed before it answers.
         with transaction.atomic():
             values = fields() if callable(fields) else fields
-            operation = Operation.objects.select_for_update().filter(idempotency_key=key).first()
+            operation = _OPERATION_FOR_UPDATE.get(key)
             if operation is None:
                 operation = Operation(idempotency_key=key, kind=kind, **values)
             elif (operation.kind, operation.amount, operation.token) != (

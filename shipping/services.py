@@ -20,10 +20,13 @@ from shipping.events import (
 )
 from shipping.models import Shipment
 from shop import failpoints
-from shop.db import insert_unless_exists
+from shop.db import Lookup, insert_unless_exists
 from shop.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
+
+_SHIPMENT_OF_ORDER_FOR_UPDATE = Lookup(Shipment, "order_id", lock="update")
+_SHIPMENT_FOR_UPDATE = Lookup(Shipment, "pk", lock="update")
 
 TRACKING_PREFIX = "TRK"
 TRACKING_ATTEMPTS = 5
@@ -75,7 +78,7 @@ def shipment_cancel_on_request(
     deadline = datetime.fromisoformat(deadline_at) if isinstance(deadline_at, str) else deadline_at
     with transaction.atomic():
         failpoints.reach("shipping.cancel_request.before_lock", key=order_id)
-        shipment = Shipment.objects.select_for_update().filter(order_id=order_id).first()
+        shipment = _SHIPMENT_OF_ORDER_FOR_UPDATE.get(order_id)
         failpoints.reach("shipping.cancel_request.locked", key=order_id)
         if shipment is None:
             shipment = Shipment.objects.create(
@@ -116,7 +119,7 @@ def shipment_dispatch(*, shipment_id: int) -> Shipment:
     cancelled or dispatched already (nothing changes then).
     """
     with transaction.atomic():
-        shipment = Shipment.objects.select_for_update().filter(pk=shipment_id).first()
+        shipment = _SHIPMENT_FOR_UPDATE.get(shipment_id)
         if shipment is None:
             raise NotFound(f"Shipment {shipment_id} does not exist.")
         failpoints.reach("shipping.dispatch.locked", key=shipment.order_id)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from django.db import connection, models
+import functools
+from collections.abc import Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+from django.db import connection, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.fields import AutoFieldMixin
+
+from outbox.failures import stale_plan
+
+M = TypeVar("M", bound=models.Model)
 
 
 def insert_unless_exists(obj: models.Model) -> bool:
@@ -13,22 +22,8 @@ def insert_unless_exists(obj: models.Model) -> bool:
     needed inside a transaction, as catching an ``IntegrityError`` would need.
     On success ``obj`` has its primary key. Works on PostgreSQL and SQLite.
     """
-    meta = obj._meta
-    fields = [
-        f
-        for f in meta.concrete_fields
-        if f.column and not (f.primary_key and isinstance(f, AutoFieldMixin))
-    ]
-    quote = connection.ops.quote_name
-    pk_column = meta.pk.column if meta.pk is not None else None
-    if pk_column is None:  # pragma: no cover - every concrete model has a primary key
-        raise TypeError(f"{meta.label} has no primary key column")
+    sql, fields = _insert_statement(type(obj), connection.vendor)
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608 - names from the model
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING "
-        f"RETURNING {quote(pk_column)}"
-    )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = cursor.fetchone()
@@ -38,3 +33,135 @@ def insert_unless_exists(obj: models.Model) -> bool:
     obj._state.adding = False
     obj._state.db = connection.alias
     return True
+
+
+@functools.cache
+def _insert_statement(model: type[models.Model], vendor: str) -> tuple[str, list[models.Field]]:
+    meta = model._meta
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if f.column and not (f.primary_key and isinstance(f, AutoFieldMixin))
+    ]
+    quote = connection.ops.quote_name
+    pk_column = meta.pk.column if meta.pk is not None else None
+    if pk_column is None:  # pragma: no cover - every concrete model has a primary key
+        raise TypeError(f"{meta.label} has no primary key column")
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608 - names from the model
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING "
+        f"RETURNING {quote(pk_column)}"
+    )
+    return sql, fields
+
+
+class Lookup(Generic[M]):
+    """The row of ``model`` whose ``fields`` equal the values given, by a statement compiled once.
+
+    For the lookups by key on the handlers' hot paths: building and compiling a
+    queryset costs a lookup more than running it, and a handler makes several.
+    The statement is the queryset's own (``filter(**fields)``, no ordering,
+    ``LIMIT 1``; ``lock`` adds ``FOR UPDATE`` or ``FOR NO KEY UPDATE``, ``only``
+    narrows the columns), compiled on first use per database, and the row comes
+    back through the queryset's converters::
+
+        ORDER_FOR_UPDATE = Lookup(Order, "pk", lock="no key")
+        order = ORDER_FOR_UPDATE.get(order_id)  # an Order, or None
+
+    A ``None`` value (``IS NULL``, another statement) goes through the queryset.
+    """
+
+    def __init__(
+        self,
+        model: type[M],
+        *fields: str,
+        lock: Literal["", "update", "no key"] = "",
+        only: Sequence[str] = (),
+    ) -> None:
+        if not fields:
+            raise TypeError("a Lookup needs at least one field")
+        self.model = model
+        self.fields = fields
+        self.lock = lock
+        self.only = tuple(only)
+        meta = model._meta
+        self._prep: list[models.Field] = []
+        for name in fields:
+            field = meta.pk if name == "pk" else meta.get_field(name)
+            if not isinstance(field, models.Field):
+                raise TypeError(f"{meta.label}.{name} is not a column")
+            self._prep.append(field)
+        self._compiled: dict[str, tuple[str, Any, list, list[str]]] = {}
+
+    def queryset(self, *values: object) -> models.QuerySet[M]:
+        """The same lookup as a queryset (what ``get`` compiles)."""
+        queryset = self.model._default_manager.all()
+        for name, value in zip(self.fields, values, strict=True):
+            queryset = queryset.filter(**{name: value})  # one by one: the parameters' order
+        if self.lock:
+            queryset = queryset.select_for_update(no_key=self.lock == "no key")
+        if self.only:
+            queryset = queryset.only(*self.only)
+        return queryset.order_by()[:1]
+
+    def get(self, *values: object, using: str = "default") -> M | None:
+        if len(values) != len(self.fields):
+            raise TypeError(f"{len(self.fields)} value(s) expected, {len(values)} given")
+        if any(value is None for value in values):
+            return next(iter(self.queryset(*values).using(using)), None)
+        db = connections[using]
+        params = [
+            field.get_db_prep_value(value, db, prepared=False)
+            for field, value in zip(self._prep, values, strict=True)
+        ]
+        compiled = self._compiled.get(db.vendor)
+        if compiled is None:
+            compiled = self._compile(values, params, using)
+        sql, compiler, converters, attnames = compiled
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if converters:
+            row = next(iter(compiler.apply_converters([row], converters)))
+        return self.model.from_db(using, attnames, row)
+
+    def _compile(self, values: Sequence[object], params: list, using: str) -> tuple:
+        db = connections[using]
+        compiler = self.queryset(*values).query.get_compiler(using)
+        sql, compiled_params = compiler.as_sql()
+        if list(compiled_params) != params:
+            raise TypeError(
+                f"Lookup({self.model.__name__}, {', '.join(self.fields)}) binds "
+                f"{list(compiled_params)!r}, not the values given: use a queryset"
+            )
+        expressions = [column for column, _, _ in compiler.select]
+        converters = compiler.get_converters(expressions)
+        attnames = [column.target.attname for column in expressions]
+        compiled = (sql, compiler, converters, attnames)
+        self._compiled[db.vendor] = compiled
+        return compiled
+
+
+def watch_for_stale_plans(
+    sender: object, connection: BaseDatabaseWrapper, **kwargs: object
+) -> None:
+    """On every new PostgreSQL connection: close it after a statement its prepared plan outlived.
+
+    A migration that changes what a prepared statement returns makes PostgreSQL
+    refuse it on that session until the session ends. The connection is then
+    marked obsolete, and Django closes it at the end of the request or task: the
+    next one starts a fresh session (the readers renew theirs themselves).
+    """
+    if connection.vendor == "postgresql":
+        connection.execute_wrappers.append(_close_after_stale_plan)
+
+
+def _close_after_stale_plan(execute, sql, params, many, context):  # Django's execute hook
+    try:
+        return execute(sql, params, many, context)
+    except Exception as exc:
+        if stale_plan(exc):
+            context["connection"].close_at = 0.0
+        raise

@@ -134,6 +134,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         transaction_mode="IMMEDIATE",
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     )
+else:
+    # Parameters travel apart from the SQL (psycopg then quotes nothing in Python), and a
+    # statement run DATABASE_PREPARE_THRESHOLD times on a connection is prepared: the
+    # server parses and plans it once. 0 turns preparing off (a pooler in transaction
+    # mode older than PgBouncer 1.21 cannot keep prepared statements).
+    _prepare = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=_prepare or None
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

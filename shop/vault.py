@@ -15,7 +15,10 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from shop.db import Lookup
 from shop.models import PaymentTokenReference
+
+_REFERENCE = Lookup(PaymentTokenReference, "pk", only=("token",))
 
 
 def payment_token_store(*, token: str) -> str:
@@ -29,9 +32,8 @@ def payment_token_resolve(*, reference: str) -> str | None:
         key = uuid.UUID(str(reference))
     except ValueError:
         return None
-    return (
-        PaymentTokenReference.objects.filter(reference=key).values_list("token", flat=True).first()
-    )
+    found = _REFERENCE.get(key)
+    return found.token if found is not None else None
 
 
 def payment_tokens_prune(*, older_than: timedelta) -> int:

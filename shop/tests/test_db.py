@@ -1,0 +1,155 @@
+"""``shop.db.Lookup``: the same row as the queryset, by one precompiled statement."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from payments.models import Payment
+from shipping.models import Shipment
+from shop.db import Lookup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _payment(order_id: int = 7) -> Payment:
+    return Payment.objects.create(
+        order_id=order_id,
+        customer_id=3,
+        amount=Decimal("12.50"),
+        currency="EUR",
+        status=Payment.Status.PENDING,
+        due_at=timezone.now(),
+    )
+
+
+def _fields(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def test_a_lookup_gives_the_querysets_row_with_every_field_converted():
+    # given a payment (decimal, UUID, datetimes) and a shipment (JSON lines)
+    payment = _payment()
+    shipment = Shipment.objects.create(order_id=7, customer_id=3, lines=[{"sku": "A", "n": 1}])
+
+    # when each is looked up by a key, twice (compiled once, then bound)
+    by_order = Lookup(Payment, "order_id")
+    found = [by_order.get(7), by_order.get(7)]
+    shipped = Lookup(Shipment, "pk").get(shipment.pk)
+
+    # then the rows equal what the ORM reads, field by field, as saved rows
+    assert [_fields(p) for p in found] == [_fields(Payment.objects.get(pk=payment.pk))] * 2
+    assert isinstance(found[0].amount, Decimal) and found[0].charge_key == payment.charge_key
+    assert shipped is not None and shipped.lines == [{"sku": "A", "n": 1}]
+    assert found[0]._state.adding is False and found[0]._state.db == "default"
+
+
+def test_a_lookup_is_one_statement_without_ordering_and_none_when_nothing_matches():
+    _payment(order_id=8)
+    lookup = Lookup(Payment, "order_id", "customer_id")
+    lookup.get(8, 3)  # compiled
+
+    with CaptureQueriesContext(connection) as queries:
+        assert lookup.get(8, 3) is not None
+        assert lookup.get(8, 4) is None
+        assert lookup.get(9, 3) is None
+
+    assert len(queries) == 3
+    assert all("ORDER BY" not in q["sql"] and "LIMIT 1" in q["sql"] for q in queries)
+
+
+def test_only_narrows_the_columns_and_a_none_value_looks_for_null():
+    payment = _payment()
+    narrow = Lookup(Payment, "pk", only=("status",)).get(payment.pk)
+    assert narrow is not None and narrow.get_deferred_fields() >= {"amount", "currency"}
+    assert narrow.status == Payment.Status.PENDING
+
+    by_refund_key = Lookup(Payment, "refund_key")
+    assert by_refund_key.get(None) == payment  # IS NULL, through the queryset
+    assert by_refund_key.get(payment.charge_key) is None
+
+
+def test_wrong_use_is_a_type_error():
+    with pytest.raises(TypeError, match="at least one field"):
+        Lookup(Payment)
+    with pytest.raises(TypeError, match="1 value"):
+        Lookup(Payment, "pk").get(1, 2)
+
+
+def _in_another_session(sql: str, params: list | None = None) -> BaseException | None:
+    """Run ``sql`` in a transaction of another database session; the error it raised, if any."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        except DatabaseError as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the other session did not answer"
+    return errors[0] if errors else None
+
+
+def _other_session_can(sql: str, pk: int) -> bool:
+    """Whether another database session gets ``sql`` (a NOWAIT lock) on the row at once."""
+    return _in_another_session(sql, [pk]) is None
+
+
+@pytest.mark.parametrize(
+    ("lock", "key_share_waits"),
+    [("update", True), ("no key", False)],
+)
+def test_a_locking_lookup_holds_the_row_until_commit(lock, key_share_waits):
+    payment = _payment()
+    update = "SELECT 1 FROM payments_payment WHERE id = %s FOR UPDATE NOWAIT"
+    key_share = "SELECT 1 FROM payments_payment WHERE id = %s FOR KEY SHARE NOWAIT"
+
+    with transaction.atomic():
+        assert Lookup(Payment, "pk", lock=lock).get(payment.pk) == payment
+        assert not _other_session_can(update, payment.pk)
+        # FOR NO KEY UPDATE lets a foreign key's check (KEY SHARE) through; FOR UPDATE does not
+        assert _other_session_can(key_share, payment.pk) is not key_share_waits
+
+    assert _other_session_can(update, payment.pk)
+
+
+def _stale_plan_error() -> Exception:
+    """Run a statement until it is prepared, change the type it returns, run it again."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE db_test_stale (x integer)")
+        for _ in range(8):  # past DATABASE_PREPARE_THRESHOLD: prepared on this session
+            cursor.execute("SELECT x FROM db_test_stale WHERE x > %s", [0])
+        # by another session (psycopg forgets its own plans after its own ALTER)
+        assert _in_another_session("ALTER TABLE db_test_stale ALTER COLUMN x TYPE bigint") is None
+        with pytest.raises(DatabaseError) as caught:
+            cursor.execute("SELECT x FROM db_test_stale WHERE x > %s", [0])
+    return caught.value
+
+
+def test_a_prepared_statement_a_migration_outdated_closes_its_connection_at_the_end():
+    from outbox.failures import stale_plan
+
+    try:
+        # given a statement prepared on this session, outdated by a change of its table
+        error = _stale_plan_error()
+        assert stale_plan(error)
+        # then the connection is obsolete: Django's end of request (or task) closes it
+        assert connection.close_at == 0.0
+        connection.close_if_unusable_or_obsolete()
+        assert connection.connection is None
+        # and the next session runs the statement again
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT x FROM db_test_stale WHERE x > %s", [0])
+            assert cursor.fetchall() == []
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS db_test_stale")
