@@ -23,13 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 @functools.cache
-def _customer_lookup() -> Lookup:
+def _customers() -> Lookup:
+    """A customer's user by id, name and address only (the user model is known once apps load)."""
     return Lookup(get_user_model(), "pk", only=("username", "email"))
-
-
-def _customer(customer_id: int) -> Any:
-    """The customer's user (name and address only), or None."""
-    return _customer_lookup().get(customer_id)
 
 
 def notification_send(
@@ -53,7 +49,7 @@ def notification_send(
     Raises ``KeyError`` for an unknown ``kind`` or a context that lacks what it needs.
     """
     with transaction.atomic():
-        user = _customer(customer_id)
+        user = _customers().get(customer_id)
         subject, body = messages.render(
             kind,
             order_id=order_id,

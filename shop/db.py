@@ -62,7 +62,7 @@ class Lookup(Generic[M]):
     queryset costs a lookup more than running it, and a handler makes several.
     The statement is the queryset's own (``filter(**fields)``, no ordering,
     ``LIMIT 1``; ``lock`` adds ``FOR UPDATE`` or ``FOR NO KEY UPDATE``, ``only``
-    narrows the columns), compiled on first use per database, and the row comes
+    narrows the columns), compiled on first use per database alias, and the row comes
     back through the queryset's converters::
 
         ORDER_FOR_UPDATE = Lookup(Order, "pk", lock="no key")
@@ -114,9 +114,7 @@ class Lookup(Generic[M]):
             field.get_db_prep_value(value, db, prepared=False)
             for field, value in zip(self._prep, values, strict=True)
         ]
-        compiled = self._compiled.get(db.vendor)
-        if compiled is None:
-            compiled = self._compile(values, params, using)
+        compiled = self._compiled.get(using) or self._compile(values, params, using)
         sql, compiler, converters, attnames = compiled
         with db.cursor() as cursor:
             cursor.execute(sql, params)
@@ -128,7 +126,6 @@ class Lookup(Generic[M]):
         return self.model.from_db(using, attnames, row)
 
     def _compile(self, values: Sequence[object], params: list, using: str) -> tuple:
-        db = connections[using]
         compiler = self.queryset(*values).query.get_compiler(using)
         sql, compiled_params = compiler.as_sql()
         if list(compiled_params) != params:
@@ -140,21 +137,21 @@ class Lookup(Generic[M]):
         converters = compiler.get_converters(expressions)
         attnames = [column.target.attname for column in expressions]
         compiled = (sql, compiler, converters, attnames)
-        self._compiled[db.vendor] = compiled
+        self._compiled[using] = compiled
         return compiled
 
 
 def watch_for_stale_plans(
     sender: object, connection: BaseDatabaseWrapper, **kwargs: object
 ) -> None:
-    """On every new PostgreSQL connection: close it after a statement its prepared plan outlived.
+    """On every new connection that prepares statements: close it after one whose plan went stale.
 
     A migration that changes what a prepared statement returns makes PostgreSQL
     refuse it on that session until the session ends. The connection is then
     marked obsolete, and Django closes it at the end of the request or task: the
     next one starts a fresh session (the readers renew theirs themselves).
     """
-    if connection.vendor == "postgresql":
+    if connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None:
         connection.execute_wrappers.append(_close_after_stale_plan)
 
 
