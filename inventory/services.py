@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeGuard
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from inventory.events import (
 )
 from inventory.models import Product, Reservation, ReservationLine
 from shop import failpoints
-from shop.db import Lookup, insert_unless_exists
+from shop.db import Lookup, insert_unless_exists, save_fields
 from shop.errors import DomainError, NotFound
 from shop.money import money_text
 
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 _RESERVATION = Lookup(Reservation, "order_id")
 _RESERVATION_FOR_UPDATE = Lookup(Reservation, "order_id", lock="update")
+_PRODUCT_FOR_UPDATE = Lookup(Product, "sku", lock="update")
 
 # Far above any real stock level, far below the 32-bit column limit.
 MAX_STOCK_CHANGE = 1_000_000
@@ -65,7 +66,11 @@ def _publish_stock_updated(skus: Iterable[str]) -> None:
 
 def _lock_products(skus: Iterable[str]) -> dict[str, Product]:
     """Lock the products' rows in SKU order, so that concurrent writers never deadlock."""
-    products = Product.objects.select_for_update().filter(sku__in=list(skus)).order_by("sku")
+    skus = list(skus)
+    if len(skus) == 1:  # most orders: one compiled statement
+        product = _PRODUCT_FOR_UPDATE.get(skus[0])
+        return {product.sku: product} if product is not None else {}
+    products = Product.objects.select_for_update().filter(sku__in=skus).order_by("sku")
     return {product.sku: product for product in products}
 
 
@@ -167,8 +172,8 @@ def _failure_reason(unavailable: list[UnavailableLine]) -> str:
 def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> Reservation:
     """Hold every line of an order, all or nothing; idempotent per order.
 
-    Locks the products' rows in SKU order and raises ``reserved`` with ``F()``;
-    the table's constraints back the check, so stock is never oversold however
+    Locks the products' rows in SKU order and raises ``reserved`` while holding
+    the locks; the table's constraints back the check, so stock is never oversold however
     many orders race. On success the reservation is HELD and
     ``inventory.StockReserved`` plus one ``inventory.StockUpdated`` per SKU are
     published. If any line cannot be held (an unknown SKU counts as available
@@ -208,11 +213,11 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
             logger.info("reservation for order %s failed: %s", order_id, reason)
             return reservation
 
-        now = timezone.now()
+        # The rows are locked until commit: what they hold is what was read, so the
+        # new level is written as a value (the constraints still check it).
         for sku in sorted(requested):
-            Product.objects.filter(sku=sku).update(
-                reserved=F("reserved") + requested[sku], updated_at=now
-            )
+            products[sku].reserved += requested[sku]
+            save_fields(products[sku], ["reserved", "updated_at"])
         reservation = _record_reservation(order_id, requested, Reservation.Status.HELD)
         outbox.publish(
             StockReserved(
@@ -220,16 +225,14 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
                 lines=[StockLine(sku=sku, quantity=qty) for sku, qty in requested.items()],
             )
         )
-        # The rows are locked: what they hold now is what was read plus the change.
         for sku in sorted(requested):
             product = products[sku]
-            reserved = product.reserved + requested[sku]
             outbox.publish(
                 StockUpdated(
                     sku=sku,
                     on_hand=product.on_hand,
-                    reserved=reserved,
-                    available=product.on_hand - reserved,
+                    reserved=product.reserved,
+                    available=product.available,
                 )
             )
     return reservation
@@ -238,9 +241,11 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
 def _record_reservation(
     order_id: int, requested: dict[str, int], status: str, *, reason: str = ""
 ) -> Reservation:
-    reservation = Reservation.objects.create(
-        order_id=order_id, status=status, failure_reason=reason
-    )
+    reservation = Reservation(order_id=order_id, status=status, failure_reason=reason)
+    if not insert_unless_exists(reservation):
+        # A concurrent delivery of the same order won (only unknown SKUs: nothing
+        # was locked). The handler is retried and then finds its reservation.
+        raise IntegrityError(f"order {order_id} has a reservation already")
     ReservationLine.objects.bulk_create(
         ReservationLine(reservation=reservation, sku=sku, quantity=quantity)
         for sku, quantity in requested.items()

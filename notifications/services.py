@@ -17,7 +17,7 @@ import outbox
 from notifications import messages
 from notifications.events import CustomerNotified
 from notifications.models import Notification
-from shop.db import Lookup, insert_unless_exists
+from shop.db import Lookup, insert_unless_exists, save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -126,4 +126,4 @@ def _email_send_after_commit(notification_id: int, subject: str, body: str, addr
     except OSError:
         logger.exception("emailing notification %s failed", notification_id)
         return
-    Notification.objects.filter(pk=notification_id).update(email_sent=True)
+    save_fields(Notification(pk=notification_id, email_sent=True), ["email_sent"])

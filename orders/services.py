@@ -34,7 +34,7 @@ from orders.events import (
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
 from shop import failpoints, vault
-from shop.db import Lookup, insert_unless_exists
+from shop.db import Lookup, insert_unless_exists, save_fields
 from shop.errors import Conflict, DomainError, NotFound
 from shop.money import money_parse, money_text, to_cents
 
@@ -321,7 +321,7 @@ def _order_save_confirming_if_ready(order: Order, changed: list[str]) -> None:
         order.status = next_status(order.status, Action.CONFIRM)
         order.deadline_at = None
         changed = [*changed, "status", "deadline_at"]
-    order.save(update_fields=[*changed, "updated_at"])
+    save_fields(order, [*changed, "updated_at"])
     if not ready:
         return
     metrics.saga_reached_on_commit(order)

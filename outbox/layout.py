@@ -12,8 +12,11 @@ consumers: relays pause, the streams drain, the count changes, relays resume.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
+
+from django.db import connection
 
 from outbox.conf import conf
 from outbox.models import StreamLayout
@@ -53,14 +56,26 @@ class Layout:
 def current() -> Layout:
     """The layout under the configured key prefix, created from the settings on first use."""
     prefix = conf.STREAM_PREFIX
-    row = StreamLayout.objects.filter(prefix=prefix).first()
-    if row is None:
-        partitions = int(conf.PARTITIONS)
-        if not 1 <= partitions <= SLOT_COUNT:
-            from outbox.errors import ConfigurationError
+    # Every reader asks once a second: a plain statement, not a queryset compiled each time.
+    with connection.cursor() as cursor:
+        cursor.execute(_current_sql(), [prefix])
+        found = cursor.fetchone()
+    if found is not None:
+        partitions, generation, paused = found
+        return Layout(prefix, partitions, generation, bool(paused))
+    partitions = int(conf.PARTITIONS)
+    if not 1 <= partitions <= SLOT_COUNT:
+        from outbox.errors import ConfigurationError
 
-            raise ConfigurationError(f"OUTBOX_PARTITIONS must be 1..{SLOT_COUNT}, not {partitions}")
-        row, _ = StreamLayout.objects.get_or_create(
-            prefix=prefix, defaults={"partitions": partitions}
-        )
+        raise ConfigurationError(f"OUTBOX_PARTITIONS must be 1..{SLOT_COUNT}, not {partitions}")
+    row, _ = StreamLayout.objects.get_or_create(prefix=prefix, defaults={"partitions": partitions})
     return Layout(row.prefix, row.partitions, row.generation, row.paused)
+
+
+@functools.cache
+def _current_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ("partitions", "generation", "paused"))
+    return (
+        f"SELECT {columns} FROM {quote(StreamLayout._meta.db_table)} WHERE {quote('prefix')} = %s"  # noqa: S608
+    )

@@ -43,7 +43,7 @@ from payments.provider import (
     get_provider,
 )
 from shop import failpoints
-from shop.db import Lookup, insert_unless_exists
+from shop.db import Lookup, insert_unless_exists, save_fields
 from shop.errors import DomainError
 from shop.money import money_parse
 
@@ -310,7 +310,7 @@ def _record_charge(payment: Payment, outcome: Outcome) -> None:
     if outcome.succeeded:
         payment.status = Payment.Status.CAPTURED
         payment.charge_reference = outcome.reference
-        payment.save(update_fields=["status", "charge_reference", "due_at", "updated_at"])
+        save_fields(payment, ["status", "charge_reference", "due_at", "updated_at"])
         outbox.publish(
             PaymentProcessed(
                 order_id=payment.order_id,

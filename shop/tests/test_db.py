@@ -1,4 +1,4 @@
-"""``shop.db.Lookup``: the same row as the queryset, by one precompiled statement."""
+"""``shop.db.Lookup`` and ``save_fields``: what the ORM does, by statements compiled once."""
 
 import threading
 from decimal import Decimal
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from payments.models import Payment
 from shipping.models import Shipment
-from shop.db import Lookup
+from shop.db import Lookup, save_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,6 +77,37 @@ def test_wrong_use_is_a_type_error():
         Lookup(Payment)
     with pytest.raises(TypeError, match="1 value"):
         Lookup(Payment, "pk").get(1, 2)
+
+
+def test_save_fields_writes_the_fields_given_and_stamps_auto_now_as_save_does():
+    # given a payment, and a stale copy of it with two fields changed
+    payment = _payment(order_id=11)
+    stale = Payment.objects.get(pk=payment.pk)
+    Payment.objects.filter(pk=payment.pk).update(tries=4)
+    stale.refund_requested, stale.failure_reason = True, "not saved"
+    before = stale.updated_at
+
+    # when one of them and the time are saved, twice (compiled once, then bound)
+    save_fields(stale, ["refund_requested", "updated_at"])
+    with CaptureQueriesContext(connection) as queries:
+        save_fields(stale, ["refund_requested", "updated_at"])
+
+    # then one UPDATE by key wrote them; the other columns kept what the row held
+    row = Payment.objects.get(pk=payment.pk)
+    assert (row.refund_requested, row.tries, row.failure_reason) == (True, 4, "")
+    assert row.updated_at == stale.updated_at > before
+    assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE")
+
+
+def test_save_fields_refuses_a_missing_row_and_what_is_not_a_column():
+    payment = _payment(order_id=12)
+    Payment.objects.filter(pk=payment.pk).delete()
+    with pytest.raises(DatabaseError, match="no row updated"):
+        save_fields(payment, ["status"])
+    with pytest.raises(TypeError, match="not a column"):
+        save_fields(payment, ["id"])
+    with pytest.raises(TypeError, match="at least one field"):
+        save_fields(payment, [])
 
 
 def _in_another_session(sql: str, params: list | None = None) -> BaseException | None:
