@@ -24,7 +24,7 @@ from inventory.events import (
 )
 from inventory.models import Product, Reservation, ReservationLine
 from shop import failpoints
-from shop.db import Lookup, insert_unless_exists, save_fields
+from shop.db import Lookup, insert, insert_unless_exists, save_fields
 from shop.errors import DomainError, NotFound
 from shop.money import money_text
 
@@ -246,9 +246,11 @@ def _record_reservation(
         # A concurrent delivery of the same order won (only unknown SKUs: nothing
         # was locked). The handler is retried and then finds its reservation.
         raise IntegrityError(f"order {order_id} has a reservation already")
-    ReservationLine.objects.bulk_create(
-        ReservationLine(reservation=reservation, sku=sku, quantity=quantity)
-        for sku, quantity in requested.items()
+    insert(
+        *(
+            ReservationLine(reservation=reservation, sku=sku, quantity=quantity)
+            for sku, quantity in requested.items()
+        )
     )
     return reservation
 

@@ -34,7 +34,7 @@ from orders.events import (
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
 from shop import failpoints, vault
-from shop.db import Lookup, insert_unless_exists, save_fields
+from shop.db import Lookup, insert, insert_unless_exists, save_fields
 from shop.errors import Conflict, DomainError, NotFound
 from shop.money import money_parse, money_text, to_cents
 
@@ -201,8 +201,19 @@ def _order_for_key(
     return row.order
 
 
+_CATALOGUE_ITEM = Lookup(CatalogueItem, "sku")
+_LINES = Lookup(OrderLine, "order_id", order_by=["id"])
+
+
+def _catalogue(skus: set[str]) -> dict[str, CatalogueItem]:
+    if len(skus) == 1:  # most orders: one compiled statement
+        item = _CATALOGUE_ITEM.get(*skus)
+        return {item.sku: item} if item is not None else {}
+    return CatalogueItem.objects.in_bulk(skus, field_name="sku")
+
+
 def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) -> Order:
-    catalogue = CatalogueItem.objects.in_bulk([line.sku for line in lines], field_name="sku")
+    catalogue = _catalogue({line.sku for line in lines})
     unknown = [line.sku for line in lines if line.sku not in catalogue]
     if unknown:
         raise DomainError(f"unknown sku: {', '.join(unknown)}", field="lines")
@@ -210,7 +221,7 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
     if total > MAX_TOTAL:
         raise DomainError("the order total is too large", field="lines")
 
-    order = Order.objects.create(
+    order = Order(
         customer_id=customer_id,
         status=Order.Status.PENDING,
         total=total,
@@ -219,7 +230,8 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         payment_reference=vault.payment_token_store(token=payment_token),
         deadline_at=_deadline(),
     )
-    created = OrderLine.objects.bulk_create(
+    insert(order)
+    created = [
         OrderLine(
             order=order,
             sku=line.sku,
@@ -228,7 +240,9 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
             quantity=line.quantity,
         )
         for line in lines
-    )
+    ]
+    insert(*created)
+    _known_lines(order, created)
     outbox.publish(
         OrderCreated(
             order_id=order.pk,
@@ -240,6 +254,17 @@ def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) 
         )
     )
     return order
+
+
+def _known_lines(order: Order, lines: list[OrderLine]) -> None:
+    """Let ``order.lines.all()`` answer with the lines just inserted, as a prefetch would.
+
+    The API's response lists them: without this it reads back what it wrote.
+    """
+    known = order.lines.all()
+    known._result_cache = lines
+    known._prefetch_done = True  # type: ignore[attr-defined]
+    order._prefetched_objects_cache = {"lines": known}  # type: ignore[attr-defined]
 
 
 # --- idempotency keys ----------------------------------------------------------------
@@ -329,7 +354,7 @@ def _order_save_confirming_if_ready(order: Order, changed: list[str]) -> None:
         OrderConfirmed(
             order_id=order.pk,
             customer_id=order.customer_id,
-            lines=_line_payloads(order.lines.order_by("id")),
+            lines=_line_payloads(_LINES.all(order.pk)),
             total=money_text(order.total),
         )
     )

@@ -32,7 +32,7 @@ from django.db import IntegrityError, connection, transaction
 
 from payments.models import SimulatedProviderOperation as Operation
 from payments.provider import Outcome, ProviderError, ProviderMisuse, ProviderTimeout
-from shop.db import Lookup
+from shop.db import Lookup, insert, save_fields
 
 CHARGE_LIMIT = Decimal("10000.00")
 CARD_SUCCEEDS = "tok_visa"
@@ -64,6 +64,7 @@ REASON_REFUNDED_ALREADY = "charge refunded already"
 
 _OPERATION = Lookup(Operation, "idempotency_key")
 _OPERATION_FOR_UPDATE = Lookup(Operation, "idempotency_key", lock="update")
+_OPERATION_FIELDS = [f.name for f in Operation._meta.concrete_fields if not f.primary_key]
 
 
 def _reference(prefix: str, key: str) -> str:
@@ -183,7 +184,10 @@ class SimulatedProvider:
                 raise ProviderMisuse(f"idempotency key {key} was used for another call")
             operation.calls += 1
             fault = decide(operation) if operation.status == Operation.Status.NOT_DONE else None
-            operation.save()
+            if operation.pk is None:
+                insert(operation)
+            else:
+                save_fields(operation, _OPERATION_FIELDS)
         if fault is not None:
             raise fault
         return _outcome(operation)

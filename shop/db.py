@@ -22,21 +22,43 @@ def insert_unless_exists(obj: models.Model) -> bool:
     needed inside a transaction, as catching an ``IntegrityError`` would need.
     On success ``obj`` has its primary key. Works on PostgreSQL and SQLite.
     """
-    sql, fields = _insert_statement(type(obj), connection.vendor)
-    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    return bool(_insert([obj], on_conflict_do_nothing=True))
+
+
+def insert(*objs: models.Model) -> None:
+    """INSERT the objects (of one model) in one statement compiled once per model and count.
+
+    ``Model.objects.create`` or ``bulk_create`` without the ORM's compile, for the
+    hot paths: values go through ``pre_save`` and ``get_db_prep_save`` as in
+    ``save``, every object gets its primary key, and no signals are sent (the
+    shop has no receivers). A constraint violation raises ``IntegrityError``.
+    """
+    if len({type(obj) for obj in objs}) != 1:
+        raise TypeError("insert takes one or more objects of one model")
+    _insert(objs, on_conflict_do_nothing=False)
+
+
+def _insert(objs: Sequence[models.Model], *, on_conflict_do_nothing: bool) -> int:
+    sql, fields = _insert_statement(
+        type(objs[0]), len(objs), on_conflict_do_nothing, connection.vendor
+    )
+    values = [
+        f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
-    return True
+        keys = cursor.fetchall()  # in the VALUES' order, as bulk_create relies on too
+    for obj, (key,) in zip(objs, keys, strict=False):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return len(keys)
 
 
-@functools.cache
-def _insert_statement(model: type[models.Model], vendor: str) -> tuple[str, list[models.Field]]:
+@functools.lru_cache(maxsize=512)
+def _insert_statement(
+    model: type[models.Model], rows: int, on_conflict_do_nothing: bool, vendor: str
+) -> tuple[str, list[models.Field]]:
     meta = model._meta
     fields = [
         f
@@ -47,10 +69,11 @@ def _insert_statement(model: type[models.Model], vendor: str) -> tuple[str, list
     pk_column = meta.pk.column if meta.pk is not None else None
     if pk_column is None:  # pragma: no cover - every concrete model has a primary key
         raise TypeError(f"{meta.label} has no primary key column")
+    row = f"({', '.join(['%s'] * len(fields))})"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608 - names from the model
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING "
-        f"RETURNING {quote(pk_column)}"
+        f"VALUES {', '.join([row] * rows)}"
+        f"{' ON CONFLICT DO NOTHING' if on_conflict_do_nothing else ''} RETURNING {quote(pk_column)}"
     )
     return sql, fields
 
@@ -95,17 +118,19 @@ def _update_statement(
 
 
 class Lookup(Generic[M]):
-    """The row of ``model`` whose ``fields`` equal the values given, by a statement compiled once.
+    """The rows of ``model`` whose ``fields`` equal the values given, by a statement compiled once.
 
     For the lookups by key on the handlers' hot paths: building and compiling a
     queryset costs a lookup more than running it, and a handler makes several.
-    The statement is the queryset's own (``filter(**fields)``, no ordering,
-    ``LIMIT 1``; ``lock`` adds ``FOR UPDATE`` or ``FOR NO KEY UPDATE``, ``only``
-    narrows the columns), compiled on first use per database alias, and the row comes
-    back through the queryset's converters::
+    The statement is the queryset's own (``filter(**fields)``, ordered by
+    ``order_by`` or not at all, ``LIMIT 1`` for ``get``; ``lock`` adds ``FOR UPDATE``
+    or ``FOR NO KEY UPDATE``, ``only`` narrows the columns), compiled on first use
+    per database alias, and the rows come back through the queryset's converters::
 
         ORDER_FOR_UPDATE = Lookup(Order, "pk", lock="no key")
         order = ORDER_FOR_UPDATE.get(order_id)  # an Order, or None
+        LINES = Lookup(OrderLine, "order_id", order_by=["id"])
+        lines = LINES.all(order_id)  # a list
 
     A ``None`` value (``IS NULL``, another statement) goes through the queryset.
     """
@@ -116,6 +141,7 @@ class Lookup(Generic[M]):
         *fields: str,
         lock: Literal["", "update", "no key"] = "",
         only: Sequence[str] = (),
+        order_by: Sequence[str] = (),
     ) -> None:
         if not fields:
             raise TypeError("a Lookup needs at least one field")
@@ -123,6 +149,7 @@ class Lookup(Generic[M]):
         self.fields = fields
         self.lock = lock
         self.only = tuple(only)
+        self.order_by = tuple(order_by)
         meta = model._meta
         self._prep: list[models.Field] = []
         for name in fields:
@@ -130,10 +157,10 @@ class Lookup(Generic[M]):
             if not isinstance(field, models.Field):
                 raise TypeError(f"{meta.label}.{name} is not a column")
             self._prep.append(field)
-        self._compiled: dict[str, tuple[str, Any, list, list[str]]] = {}
+        self._compiled: dict[tuple[str, bool], tuple[str, Any, list, list[str]]] = {}
 
-    def queryset(self, *values: object) -> models.QuerySet[M]:
-        """The same lookup as a queryset (what ``get`` compiles)."""
+    def queryset(self, *values: object, many: bool = False) -> models.QuerySet[M]:
+        """The same lookup as a queryset (what ``get``, or with ``many`` ``all``, compiles)."""
         queryset = self.model._default_manager.all()
         for name, value in zip(self.fields, values, strict=True):
             queryset = queryset.filter(**{name: value})  # one by one: the parameters' order
@@ -141,31 +168,38 @@ class Lookup(Generic[M]):
             queryset = queryset.select_for_update(no_key=self.lock == "no key")
         if self.only:
             queryset = queryset.only(*self.only)
-        return queryset.order_by()[:1]
+        queryset = queryset.order_by(*self.order_by)
+        return queryset if many else queryset[:1]
 
     def get(self, *values: object, using: str = "default") -> M | None:
+        """The first row (by ``order_by``, else any), or None."""
+        return next(iter(self._rows(values, using, many=False)), None)
+
+    def all(self, *values: object, using: str = "default") -> list[M]:
+        """Every row, in ``order_by``'s order."""
+        return self._rows(values, using, many=True)
+
+    def _rows(self, values: Sequence[object], using: str, *, many: bool) -> list[M]:
         if len(values) != len(self.fields):
             raise TypeError(f"{len(self.fields)} value(s) expected, {len(values)} given")
         if any(value is None for value in values):
-            return next(iter(self.queryset(*values).using(using)), None)
+            return list(self.queryset(*values, many=many).using(using))
         db = connections[using]
         params = [
             field.get_db_prep_value(value, db, prepared=False)
             for field, value in zip(self._prep, values, strict=True)
         ]
-        compiled = self._compiled.get(using) or self._compile(values, params, using)
+        compiled = self._compiled.get((using, many)) or self._compile(values, params, using, many)
         sql, compiler, converters, attnames = compiled
         with db.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
+            rows = cursor.fetchall()
         if converters:
-            row = next(iter(compiler.apply_converters([row], converters)))
-        return self.model.from_db(using, attnames, row)
+            rows = list(compiler.apply_converters(rows, converters))
+        return [self.model.from_db(using, attnames, row) for row in rows]
 
-    def _compile(self, values: Sequence[object], params: list, using: str) -> tuple:
-        compiler = self.queryset(*values).query.get_compiler(using)
+    def _compile(self, values: Sequence[object], params: list, using: str, many: bool) -> tuple:
+        compiler = self.queryset(*values, many=many).query.get_compiler(using)
         sql, compiled_params = compiler.as_sql()
         if list(compiled_params) != params:
             raise TypeError(
@@ -176,7 +210,7 @@ class Lookup(Generic[M]):
         converters = compiler.get_converters(expressions)
         attnames = [column.target.attname for column in expressions]
         compiled = (sql, compiler, converters, attnames)
-        self._compiled[using] = compiled
+        self._compiled[(using, many)] = compiled
         return compiled
 
 

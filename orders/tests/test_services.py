@@ -2,7 +2,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import services
@@ -64,6 +65,24 @@ def test_place_prices_lines_from_the_replica_and_publishes_order_created():
             },
         )
     ]
+
+
+@pytest.mark.parametrize("skus", [["SKU-1"], ["SKU-2", "SKU-1"]])
+def test_the_placed_orders_lines_are_known_without_reading_them_back(skus):
+    # when an order of one line, or of two, is placed
+    placed = services.order_place(
+        customer_id=7,
+        lines=[services.LineIn(sku=sku, quantity=1) for sku in skus],
+        payment_token="tok_visa",
+    )
+
+    # then its lines answer without a query, and as the database holds them
+    with CaptureQueriesContext(connection) as queries:
+        known = [(line.pk, line.sku, line.unit_price) for line in placed.order.lines.all()]
+    assert len(queries) == 0
+    stored = OrderLine.objects.filter(order_id=placed.order.pk).order_by("id")
+    assert known == [(line.pk, line.sku, line.unit_price) for line in stored]
+    assert [sku for _, sku, _ in known] == skus
 
 
 def test_place_uses_the_default_payment_token():

@@ -4,13 +4,13 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from payments.models import Payment
 from shipping.models import Shipment
-from shop.db import Lookup, save_fields
+from shop.db import Lookup, insert, save_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,6 +72,24 @@ def test_only_narrows_the_columns_and_a_none_value_looks_for_null():
     assert by_refund_key.get(payment.charge_key) is None
 
 
+def test_all_gives_every_row_in_the_order_asked_for_by_one_statement():
+    for order_id in (41, 43, 42):
+        _payment(order_id=order_id)
+    by_customer = Lookup(Payment, "customer_id", order_by=["-order_id"])
+    by_customer.all(3)  # compiled
+
+    with CaptureQueriesContext(connection) as queries:
+        found = by_customer.all(3)
+        nothing = by_customer.all(4)
+
+    assert [p.order_id for p in found] == [43, 42, 41] and nothing == []
+    assert [_fields(p) for p in found] == [
+        _fields(p) for p in Payment.objects.filter(customer_id=3).order_by("-order_id")
+    ]
+    assert len(queries) == 2 and "LIMIT" not in queries[0]["sql"]
+    assert by_customer.get(3) == found[0]  # get takes the first in that order
+
+
 def test_wrong_use_is_a_type_error():
     with pytest.raises(TypeError, match="at least one field"):
         Lookup(Payment)
@@ -108,6 +126,45 @@ def test_save_fields_refuses_a_missing_row_and_what_is_not_a_column():
         save_fields(payment, ["id"])
     with pytest.raises(TypeError, match="at least one field"):
         save_fields(payment, [])
+
+
+def test_insert_writes_rows_in_one_statement_and_gives_each_its_key():
+    # given three payments built in memory
+    payments = [
+        Payment(
+            order_id=20 + n,
+            customer_id=3,
+            amount=Decimal("1.25") * (n + 1),
+            currency="EUR",
+            status=Payment.Status.PENDING,
+            due_at=timezone.now(),
+        )
+        for n in range(3)
+    ]
+
+    # when they are inserted at once
+    with CaptureQueriesContext(connection) as queries:
+        insert(*payments)
+
+    # then one INSERT wrote them, each object has its row's key, stamps and defaults
+    assert len(queries) == 1
+    for payment in payments:
+        row = Payment.objects.get(pk=payment.pk)
+        assert (row.order_id, row.amount) == (payment.order_id, payment.amount)
+        assert row.created_at == payment.created_at and row.charge_key == payment.charge_key
+        assert payment._state.adding is False
+    assert sorted(p.pk for p in payments) == [p.pk for p in payments]
+
+
+def test_insert_raises_on_a_constraint_and_refuses_mixed_or_no_objects():
+    _payment(order_id=30)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(Payment(order_id=30, customer_id=3, amount=1, currency="EUR", due_at=timezone.now()))
+    assert Payment.objects.filter(order_id=30).count() == 1
+    with pytest.raises(TypeError, match="one model"):
+        insert()
+    with pytest.raises(TypeError, match="one model"):
+        insert(Payment(order_id=31), Shipment(order_id=31))
 
 
 def _in_another_session(sql: str, params: list | None = None) -> BaseException | None:
