@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 _RESERVATION = Lookup(Reservation, "order_id")
 _RESERVATION_FOR_UPDATE = Lookup(Reservation, "order_id", lock="update")
-_PRODUCT_FOR_UPDATE = Lookup(Product, "sku", lock="update")
+_PRODUCTS_FOR_UPDATE = Lookup(Product, "sku", lock="update", order_by=["sku"])
 
 # Far above any real stock level, far below the 32-bit column limit.
 MAX_STOCK_CHANGE = 1_000_000
@@ -66,12 +66,7 @@ def _publish_stock_updated(skus: Iterable[str]) -> None:
 
 def _lock_products(skus: Iterable[str]) -> dict[str, Product]:
     """Lock the products' rows in SKU order, so that concurrent writers never deadlock."""
-    skus = list(skus)
-    if len(skus) == 1:  # most orders: one compiled statement
-        product = _PRODUCT_FOR_UPDATE.get(skus[0])
-        return {product.sku: product} if product is not None else {}
-    products = Product.objects.select_for_update().filter(sku__in=skus).order_by("sku")
-    return {product.sku: product for product in products}
+    return {product.sku: product for product in _PRODUCTS_FOR_UPDATE.any_of(skus)}
 
 
 def _check_quantity(quantity: int, *, field: str, minimum: int) -> None:
@@ -173,8 +168,8 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
     """Hold every line of an order, all or nothing; idempotent per order.
 
     Locks the products' rows in SKU order and raises ``reserved`` while holding
-    the locks; the table's constraints back the check, so stock is never oversold however
-    many orders race. On success the reservation is HELD and
+    the locks; the table's constraints back the check, so stock is never
+    oversold however many orders race. On success the reservation is HELD and
     ``inventory.StockReserved`` plus one ``inventory.StockUpdated`` per SKU are
     published. If any line cannot be held (an unknown SKU counts as available
     0), no stock changes, the reservation is recorded as FAILED and

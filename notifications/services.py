@@ -98,10 +98,9 @@ def notification_send(
                 notification.pk,
             )
             return notification
-        notification_id = notification.pk
 
         def email_after_commit() -> None:  # a function: Django names it if it raises
-            _email_send_after_commit(notification_id, subject, body, address)
+            _email_send_after_commit(notification, subject, body, address)
 
         transaction.on_commit(email_after_commit, robust=True)
         return notification
@@ -118,12 +117,15 @@ def _notification_existing(
     return Notification.objects.filter(Q(event_id=event_id) | same_news).first()
 
 
-def _email_send_after_commit(notification_id: int, subject: str, body: str, address: str) -> None:
+def _email_send_after_commit(
+    notification: Notification, subject: str, body: str, address: str
+) -> None:
     # Runs after the record committed: a mail server that fails now cannot undo
     # the record, and the event is not retried; the flag says what happened.
     try:
         send_mail(subject, body, None, [address])
     except OSError:
-        logger.exception("emailing notification %s failed", notification_id)
+        logger.exception("emailing notification %s failed", notification.pk)
         return
-    save_fields(Notification(pk=notification_id, email_sent=True), ["email_sent"])
+    notification.email_sent = True
+    save_fields(notification, ["email_sent"])

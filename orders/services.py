@@ -201,19 +201,12 @@ def _order_for_key(
     return row.order
 
 
-_CATALOGUE_ITEM = Lookup(CatalogueItem, "sku")
+_CATALOGUE = Lookup(CatalogueItem, "sku")
 _LINES = Lookup(OrderLine, "order_id", order_by=["id"])
 
 
-def _catalogue(skus: set[str]) -> dict[str, CatalogueItem]:
-    if len(skus) == 1:  # most orders: one compiled statement
-        item = _CATALOGUE_ITEM.get(*skus)
-        return {item.sku: item} if item is not None else {}
-    return CatalogueItem.objects.in_bulk(skus, field_name="sku")
-
-
 def _order_create(*, customer_id: int, lines: list[LineIn], payment_token: str) -> Order:
-    catalogue = _catalogue({line.sku for line in lines})
+    catalogue = {item.sku: item for item in _CATALOGUE.any_of(line.sku for line in lines)}
     unknown = [line.sku for line in lines if line.sku not in catalogue]
     if unknown:
         raise DomainError(f"unknown sku: {', '.join(unknown)}", field="lines")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from django.db import DatabaseError, connection, connections, models
@@ -161,8 +161,25 @@ class Lookup(Generic[M]):
 
     def queryset(self, *values: object, many: bool = False) -> models.QuerySet[M]:
         """The same lookup as a queryset (what ``get``, or with ``many`` ``all``, compiles)."""
+        return self._queryset(list(zip(self.fields, values, strict=True)), many=many)
+
+    def any_of(self, values: Iterable[object], using: str = "default") -> list[M]:
+        """The rows whose (one) field is any of ``values``, in ``order_by``'s order.
+
+        One value, the common case, takes the compiled statement; several go
+        through the queryset's ``__in``, whose statement changes with their number.
+        """
+        if len(self.fields) != 1:
+            raise TypeError("any_of needs a Lookup of one field")
+        distinct = list(dict.fromkeys(values))
+        if len(distinct) == 1:
+            return self.all(distinct[0], using=using)
+        name = f"{self.fields[0]}__in"
+        return list(self._queryset([(name, distinct)], many=True).using(using))
+
+    def _queryset(self, filters: list[tuple[str, object]], *, many: bool) -> models.QuerySet[M]:
         queryset = self.model._default_manager.all()
-        for name, value in zip(self.fields, values, strict=True):
+        for name, value in filters:
             queryset = queryset.filter(**{name: value})  # one by one: the parameters' order
         if self.lock:
             queryset = queryset.select_for_update(no_key=self.lock == "no key")

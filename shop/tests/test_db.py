@@ -90,6 +90,23 @@ def test_all_gives_every_row_in_the_order_asked_for_by_one_statement():
     assert by_customer.get(3) == found[0]  # get takes the first in that order
 
 
+def test_any_of_gives_the_rows_of_any_value_in_order_one_value_by_the_compiled_statement():
+    for order_id in (51, 53, 52):
+        _payment(order_id=order_id)
+    by_order = Lookup(Payment, "order_id", order_by=["-order_id"])
+    by_order.any_of([51])  # compiled
+
+    with CaptureQueriesContext(connection) as queries:
+        one = by_order.any_of([52, 52])
+    several = by_order.any_of([51, 53, 99])
+
+    assert [p.order_id for p in one] == [52] and "IN" not in queries[0]["sql"]
+    assert [p.order_id for p in several] == [53, 51]
+    assert by_order.any_of([]) == []
+    with pytest.raises(TypeError, match="one field"):
+        Lookup(Payment, "order_id", "customer_id").any_of([1])
+
+
 def test_wrong_use_is_a_type_error():
     with pytest.raises(TypeError, match="at least one field"):
         Lookup(Payment)
