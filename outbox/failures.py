@@ -172,9 +172,10 @@ def backoff(attempts: int) -> float:
     return min(conf.RETRY_BACKOFF_S * (2 ** (attempts - 1)), conf.RETRY_BACKOFF_MAX_S)
 
 
-# A deadlock or a serialization failure says nothing about the event: PostgreSQL chose
-# this transaction to give way, and running it again is what its documentation asks.
-TRANSIENT_SQLSTATES = {"40P01", "40001"}
+# A deadlock, a serialization failure or a lock wait over lock_timeout says nothing
+# about the event: this transaction gave way to another, and running it again is
+# what PostgreSQL's documentation asks.
+TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
 STALE_PLAN = "cached plan must not change result type"
 
 

@@ -73,11 +73,23 @@ class RelayResult:
 
 def _mark(cursor, ids: list[int], *, error: str = "") -> None:
     vendor = connection.vendor
-    param = ids if vendor == "postgresql" else json.dumps(ids)
-    if error:
-        cursor.execute(MARK_FAILED[vendor], [error[:2000], param])
-    else:
-        cursor.execute(MARK_PUBLISHED[vendor], [timezone.now(), param])
+    if vendor != "postgresql":
+        param = json.dumps(ids)
+        if error:
+            cursor.execute(MARK_FAILED[vendor], [error[:2000], param])
+        else:
+            cursor.execute(MARK_PUBLISHED[vendor], [timezone.now(), param])
+        return
+    # Planned each time, never prepared: a generic plan made while the table was
+    # small (a new deployment's first minutes) scans the whole table for these ids,
+    # and keeps doing so as it grows, until an ANALYZE happens to replace it.
+    sql, params = (
+        (MARK_FAILED[vendor], [error[:2000], ids])
+        if error
+        else (MARK_PUBLISHED[vendor], [timezone.now(), ids])
+    )
+    with connection.wrap_database_errors:
+        cursor.cursor.execute(sql, params, prepare=False)
 
 
 class MarkerLost(redis.RedisError):

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import math
 import os
+import random
 import socket
 import sys
 import threading
@@ -61,6 +62,15 @@ SQLITE_POLL_S = 0.05  # no NOTIFY there: the relay polls
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 RELAY_ROLE = "relay"
 SWITCH_INTERVAL_S = 0.0005
+# How long a batch of a group that batches waits for a row lock before giving way
+# (``lock_timeout`` of its session, in ms, drawn once per session from this range).
+# Its handlers may lock rows that another partition's batch locks too (an order,
+# reached through its payment's events in one partition and its reservation's in
+# another): in the wrong order that is a deadlock, which PostgreSQL only breaks
+# after its deadlock_timeout (1 s). Giving way sooner (a transient failure: the
+# batch is redone at once, event by event) keeps such a collision to a blip; the
+# sessions' different limits make one of the two give way first, not both at once.
+BATCH_LOCK_TIMEOUT_MS = (50, 150)
 
 
 def application_name(role: str) -> str:
@@ -338,6 +348,12 @@ class GroupReader(Reader):
         self.held: dict[int, _Held] = {}
         # Entries of committed batches, acknowledged with the next read (one round trip).
         self.unacked: dict[int, list[str]] = {}
+
+    def new_session(self) -> None:
+        if supported() and not registry.groups[self.group].transaction_per_event:
+            with connection.cursor() as cursor:
+                limit = random.randint(*BATCH_LOCK_TIMEOUT_MS)
+                cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{limit}ms"])
 
     def _handover_key(self, partition: int) -> str:
         return streams.key("handover", self.group, partition)

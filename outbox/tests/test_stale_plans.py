@@ -63,3 +63,24 @@ def test_a_handler_meeting_an_outdated_plan_is_not_counted_and_applies_on_the_ne
     monkeypatch.setitem(group.handlers, handler.event_type, handler)
     assert consume("probe-alpha", partition).handled == 1
     assert applied_steps("probe-alpha", thing.pk) == [1]
+
+
+def _prepared(prefix: str) -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall() if row[0].startswith(prefix)]
+
+
+def test_the_relay_marks_its_rows_with_a_plan_made_for_the_table_as_it_is_now():
+    # given a session that relayed batch after batch while the outbox table was small
+    (thing,) = [Thing.objects.create(name="thing")]
+    for _ in range(12):
+        thing_event(thing.pk)
+        assert relay_partition(0).published == 1
+    # then the statement that marks rows published was never prepared: a generic plan
+    # made for a small table scans the whole table for each batch's ids once it grows,
+    # while the batch's SELECT is (its partial index keeps that plan cheap)
+    assert _prepared("SELECT id, event_id") != []
+    assert _prepared("UPDATE outbox_outboxevent SET published_at") == []
