@@ -35,7 +35,12 @@ def reach(name: str, *, key: int = 0) -> None:
         return
     k1, k2 = _keys(name, key)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock_shared(%s, %s)", [k1, k2])
+        # Wait as long as the test holds the point, even in a session with a lock_timeout
+        # (the outbox's readers of batching groups have one): set first, in one statement.
+        cursor.execute(
+            "SELECT set_config('lock_timeout', '0', true), pg_advisory_lock_shared(%s, %s)",
+            [k1, k2],
+        )
         cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", [k1, k2])
 
 
