@@ -107,15 +107,26 @@ class ConsumerGroup:
     partitions lock too (a product's stock, say) sets ``transaction_per_event``:
     a batch would hold those locks across many events and deadlock with the
     other partitions' batches.
+
+    A group whose results nobody waits for (a read model, say) sets
+    ``linger_ms``: while entries keep coming, its readers read at most once per
+    that many milliseconds, so a read brings several entries and one commit
+    covers them, for a delay of at most that. An idle group's first entry is
+    read at once.
     """
 
     name: str
     handlers: dict[str, Handler] = field(default_factory=dict)
     transaction_per_event: bool = False
+    linger_ms: int = 0
 
     def __post_init__(self) -> None:
         if not GROUP_NAME.match(self.name):
             raise ConfigurationError(f"invalid consumer group name {self.name!r}")
+        if not isinstance(self.linger_ms, int) or not 0 <= self.linger_ms <= 10_000:
+            raise ConfigurationError(
+                f"{self.name}: linger_ms must be a whole number of ms from 0 to 10000"
+            )
         registry.register_group(self)
 
     def handler(

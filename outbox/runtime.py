@@ -348,6 +348,8 @@ class GroupReader(Reader):
         self.held: dict[int, _Held] = {}
         # Entries of committed batches, acknowledged with the next read (one round trip).
         self.unacked: dict[int, list[str]] = {}
+        self.linger_s = registry.groups[group].linger_ms / 1000
+        self.read_after = 0.0  # a lingering group's next read, while entries keep coming
 
     def new_session(self) -> None:
         if supported() and not registry.groups[self.group].transaction_per_event:
@@ -404,6 +406,10 @@ class GroupReader(Reader):
         if not live:
             self._wait(min(timeout, 0.2) if self.held else timeout)
             return
+        gather = self.read_after - time.monotonic()
+        if gather > 0:
+            self._wait(gather)
+            timeout = self._until_tick(BLOCK_S)
         if time.monotonic() - self.db_ok_at > BLOCK_S:
             # Never read new entries on a session that may be gone (see GRACE_S).
             with connection.cursor() as cursor:
@@ -418,6 +424,8 @@ class GroupReader(Reader):
             block_ms=max(int(timeout * 1000), 1),
             acks={p: ids for p, ids in acks.items() if p in self.held},
         )
+        if self.linger_s and any(entries for _, entries in replies):
+            self.read_after = time.monotonic() + self.linger_s
         for partition, entries in replies:
             held = self.held.get(partition)
             if held is not None and entries:

@@ -65,3 +65,10 @@ def test_a_group_handles_an_event_type_once():
             group.handler("probe.ThingRenamed", versions=(2, 1))
     finally:
         del registry.groups["probe-once"]
+
+
+@pytest.mark.parametrize("linger_ms", [-1, 10_001, 0.5, "50"])
+def test_a_group_s_linger_is_a_whole_number_of_ms_up_to_ten_seconds(linger_ms):
+    with pytest.raises(ConfigurationError, match="probe-linger: linger_ms must be a whole number"):
+        ConsumerGroup("probe-linger", linger_ms=linger_ms)
+    assert "probe-linger" not in registry.groups

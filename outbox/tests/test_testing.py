@@ -34,3 +34,31 @@ def test_a_group_held_back_catches_up_when_let_go(outbox_readers, outbox_faults)
         # alpha's leases are held here: no reader can have applied it
         assert applied_steps("probe-alpha", thing.pk) == []
     wait_for(lambda: applied_steps("probe-alpha", thing.pk) == [1], message="alpha to catch up")
+
+
+def test_a_lingering_group_applies_a_burst_in_one_batch_and_the_others_are_unchanged(
+    monkeypatch, transactional_db
+):
+    from outbox.models import InboxEntry
+    from outbox.registry import registry
+    from outbox.runtime import Runtime
+
+    # given readers in this process, probe-alpha lingering a second between reads while busy
+    monkeypatch.setattr(registry.groups["probe-alpha"], "linger_ms", 1000)
+    runtime = Runtime()
+    runtime.start()
+    try:
+        thing = Thing.objects.create(name="thing")
+        thing_event(thing.pk)
+        wait_for(lambda: Effect.objects.count() == len(GROUPS), message="the first event")
+        # when a burst follows while it lingers
+        for _ in range(5):
+            thing_event(thing.pk)
+        wait_for(lambda: Effect.objects.count() == 6 * len(GROUPS), message="the burst")
+    finally:
+        runtime.stop()
+    # then probe-alpha applied the whole burst in one read and one transaction (its
+    # inbox rows share their batch's time), each event once and in order
+    burst = InboxEntry.objects.filter(group="probe-alpha").order_by("processed_at")[1:]
+    assert len({entry.processed_at for entry in burst}) == 1
+    assert [applied_steps(group, thing.pk) for group in GROUPS] == [[1, 2, 3, 4, 5, 6]] * 2
