@@ -73,23 +73,16 @@ class RelayResult:
 
 def _mark(cursor, ids: list[int], *, error: str = "") -> None:
     vendor = connection.vendor
+    sql = MARK_FAILED[vendor] if error else MARK_PUBLISHED[vendor]
+    first = error[:2000] if error else timezone.now()
     if vendor != "postgresql":
-        param = json.dumps(ids)
-        if error:
-            cursor.execute(MARK_FAILED[vendor], [error[:2000], param])
-        else:
-            cursor.execute(MARK_PUBLISHED[vendor], [timezone.now(), param])
+        cursor.execute(sql, [first, json.dumps(ids)])
         return
     # Planned each time, never prepared: a generic plan made while the table was
     # small (a new deployment's first minutes) scans the whole table for these ids,
     # and keeps doing so as it grows, until an ANALYZE happens to replace it.
-    sql, params = (
-        (MARK_FAILED[vendor], [error[:2000], ids])
-        if error
-        else (MARK_PUBLISHED[vendor], [timezone.now(), ids])
-    )
     with connection.wrap_database_errors:
-        cursor.cursor.execute(sql, params, prepare=False)
+        cursor.cursor.execute(sql, [first, ids], prepare=False)
 
 
 class MarkerLost(redis.RedisError):
