@@ -348,11 +348,13 @@ class GroupReader(Reader):
         self.held: dict[int, _Held] = {}
         # Entries of committed batches, acknowledged with the next read (one round trip).
         self.unacked: dict[int, list[str]] = {}
-        self.linger_s = registry.groups[group].linger_ms / 1000
+        spec = registry.groups[group]
+        self.batching = not spec.transaction_per_event
+        self.linger_s = spec.linger_ms / 1000
         self.read_after = 0.0  # a lingering group's next read, while entries keep coming
 
     def new_session(self) -> None:
-        if supported() and not registry.groups[self.group].transaction_per_event:
+        if supported() and self.batching:
             with connection.cursor() as cursor:
                 limit = random.randint(*BATCH_LOCK_TIMEOUT_MS)
                 cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{limit}ms"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -48,16 +49,26 @@ class AdvisoryLock:
             self.conn.close()
 
 
-def lock_waiters(key: int) -> list[int]:
-    """Backends of this database waiting for the single-key advisory lock ``key``."""
+def lock_waits(key: int) -> set[tuple[int, datetime]]:
+    """(backend, when its current statement began) of this database's waits for ``key``.
+
+    ``key`` is a single-key advisory lock. A backend that gave up waiting and waits
+    again shows a new start.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid = 0 AND objid = %s AND objsubid = 1",
+            "SELECT l.pid, a.query_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND NOT l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1",
             [key],
         )
-        return [row[0] for row in cursor.fetchall()]
+        return set(cursor.fetchall())
+
+
+def lock_waiters(key: int) -> list[int]:
+    """Backends of this database waiting for the single-key advisory lock ``key``."""
+    return sorted(pid for pid, _ in lock_waits(key))
 
 
 def relation_waiters(table: str) -> list[int]:

@@ -25,6 +25,7 @@ from outbox.tests.support import (
     applied_steps,
     assert_audit_clean,
     lock_waiters,
+    lock_waits,
     published_steps,
     thing_event,
 )
@@ -276,18 +277,6 @@ def test_repartition_refuses_in_one_line_while_an_entry_is_stuck_and_changes_not
     wait_for(lambda: Effect.objects.count() == 4, timeout=30, message="events to flow again")
 
 
-def _lock_waits(key: int) -> set[tuple[int, object]]:
-    """(backend, when its current statement started) of the sessions waiting for ``key``."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT a.pid, a.query_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.locktype = 'advisory' AND NOT l.granted AND l.classid = 0 "
-            "AND l.objid = %s AND a.datname = current_database()",
-            [key],
-        )
-        return set(cursor.fetchall())
-
-
 def test_a_batch_waiting_for_a_lock_gives_way_without_a_failure_and_applies_once_it_is_free(
     celery_worker,
 ):
@@ -299,14 +288,14 @@ def test_a_batch_waiting_for_a_lock_gives_way_without_a_failure_and_applies_once
     try:
         # when an event needs it
         thing_event(thing.pk, kind="block")
-        first = wait_for(lambda: _lock_waits(BLOCK_KEY), timeout=30, message="a reader to wait")
+        first = wait_for(lambda: lock_waits(BLOCK_KEY), timeout=30, message="a reader to wait")
 
         # then each wait is short (a lock held across partitions' batches would deadlock
         # them for PostgreSQL's deadlock_timeout): the reader gives way and waits anew,
         def waited_anew() -> bool:
             return any(
                 pid == was_pid and started != was_started
-                for pid, started in _lock_waits(BLOCK_KEY)
+                for pid, started in lock_waits(BLOCK_KEY)
                 for was_pid, was_started in first
             )
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import psycopg
 import pytest
-from django.db import NotSupportedError
+from django.db import NotSupportedError, connection
 
 from outbox import layout as layouts
 from outbox.consumer import consume
@@ -66,8 +66,6 @@ def test_a_handler_meeting_an_outdated_plan_is_not_counted_and_applies_on_the_ne
 
 
 def _prepared(prefix: str) -> list[str]:
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         return [row[0] for row in cursor.fetchall() if row[0].startswith(prefix)]
@@ -75,7 +73,7 @@ def _prepared(prefix: str) -> list[str]:
 
 def test_the_relay_marks_its_rows_with_a_plan_made_for_the_table_as_it_is_now():
     # given a session that relayed batch after batch while the outbox table was small
-    (thing,) = [Thing.objects.create(name="thing")]
+    thing = Thing.objects.create(name="thing")
     for _ in range(12):
         thing_event(thing.pk)
         assert relay_partition(0).published == 1

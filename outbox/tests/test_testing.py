@@ -2,6 +2,9 @@
 
 import pytest
 
+from outbox.models import InboxEntry
+from outbox.registry import registry
+from outbox.runtime import Runtime
 from outbox.testing import drain, wait_for
 from outbox.tests.probe.models import Effect, Thing
 from outbox.tests.support import GROUPS, applied_steps, thing_event
@@ -37,12 +40,8 @@ def test_a_group_held_back_catches_up_when_let_go(outbox_readers, outbox_faults)
 
 
 def test_a_lingering_group_applies_a_burst_in_one_batch_and_the_others_are_unchanged(
-    monkeypatch, transactional_db
+    monkeypatch,
 ):
-    from outbox.models import InboxEntry
-    from outbox.registry import registry
-    from outbox.runtime import Runtime
-
     # given readers in this process, probe-alpha lingering a second between reads while busy
     monkeypatch.setattr(registry.groups["probe-alpha"], "linger_ms", 1000)
     runtime = Runtime()
