@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeGuard
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import F
 from django.utils import timezone
 
@@ -90,7 +90,7 @@ def product_create(*, sku: str, name: str, price: Decimal, stock: int = 0) -> Pr
         raise DomainError("Must not be negative.", field="price")
     _check_quantity(stock, field="stock", minimum=0)
     duplicate = DomainError("A product with this SKU exists already.", field="sku")
-    with transaction.atomic():
+    with outbox.atomic():
         if Product.objects.filter(sku=sku).exists():
             raise duplicate
         product = Product(sku=sku, name=name, price=price, on_hand=stock, reserved=0)
@@ -110,7 +110,7 @@ def product_update(*, sku: str, name: str | None = None, price: Decimal | None =
     """
     if price is not None and Decimal(price) < 0:
         raise DomainError("Must not be negative.", field="price")
-    with transaction.atomic():
+    with outbox.atomic():
         product = _lock_products([sku]).get(sku)
         if product is None:
             raise NotFound(f"No product with SKU {sku!r}.")
@@ -135,7 +135,7 @@ def stock_restock(*, sku: str, quantity: int) -> Product:
     ``quantity``) unless the quantity is a positive integer.
     """
     _check_quantity(quantity, field="quantity", minimum=1)
-    with transaction.atomic():
+    with outbox.atomic():
         if sku not in _lock_products([sku]):
             raise NotFound(f"No product with SKU {sku!r}.")
         Product.objects.filter(sku=sku).update(
@@ -178,7 +178,7 @@ def stock_reserve_for_order(*, order_id: int, lines: Sequence[LineRequest]) -> R
     does nothing. Raises ``DomainError`` for no lines or a non-positive quantity.
     """
     requested = _merge(lines)
-    with transaction.atomic():
+    with outbox.atomic():
         failpoints.reach("inventory.reserve_for_order")
         products = _lock_products(requested)
         # Looked up under the locks: another delivery of the same order may have
@@ -280,7 +280,7 @@ def stock_release_for_order(*, order_id: int) -> Reservation | None:
     SKU. Does nothing (and returns what there is) when the order has no
     reservation or it is not HELD, so a repeated cancel is harmless.
     """
-    with transaction.atomic():
+    with outbox.atomic():
         reservation = _RESERVATION_FOR_UPDATE.get(order_id)
         if not _is_held(reservation, order_id, "release"):
             return reservation
@@ -309,7 +309,7 @@ def stock_fulfil_for_order(*, order_id: int) -> Reservation | None:
     publishes one ``inventory.StockUpdated`` per SKU. Does nothing when the
     order has no reservation or it is not HELD.
     """
-    with transaction.atomic():
+    with outbox.atomic():
         reservation = _RESERVATION_FOR_UPDATE.get(order_id)
         if not _is_held(reservation, order_id, "fulfil"):
             return reservation

@@ -48,7 +48,7 @@ def notification_send(
     stays False) and a log line. A rolled-back transaction sends nothing.
     Raises ``KeyError`` for an unknown ``kind`` or a context that lacks what it needs.
     """
-    with transaction.atomic():
+    with outbox.atomic():
         user = _customers().get(customer_id)
         subject, body = messages.render(
             kind,

@@ -1,7 +1,8 @@
 """Every change to orders' tables, one function per use case.
 
-Each service runs in one ``transaction.atomic()`` block (not durable: handlers
-call services inside their own transaction) and publishes its events there.
+Each service runs in one ``outbox.atomic()`` block (not durable: handlers call
+services inside their own transaction, where the block makes no savepoint;
+see ``outbox.transactions``) and publishes its events there.
 Services that change an order lock its row first, so two writers (say the
 stock and the payment reply arriving together) take turns.
 """
@@ -17,7 +18,6 @@ from decimal import Decimal
 from typing import cast
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 import outbox
@@ -108,7 +108,7 @@ def order_place(
         )
     fingerprint = request_fingerprint(lines=wanted, payment_token=payment_token)
     try:
-        with transaction.atomic():
+        with outbox.atomic():
             if idempotency_key is not None:
                 earlier = _order_for_key(
                     customer_id, idempotency_key, fingerprint, forget_expired=True
@@ -274,7 +274,7 @@ def idempotency_keys_prune() -> int:
     Expired keys already count as absent when an order is placed; this reclaims
     their rows (beat runs it hourly). The orders they placed stay.
     """
-    with transaction.atomic():
+    with outbox.atomic():
         deleted, _ = IdempotencyKey.objects.filter(created_at__lt=idempotency_key_cutoff()).delete()
     return deleted
 
@@ -292,7 +292,7 @@ def order_record_stock_result(*, order_id: int, reserved: bool, reason: str = ""
     Raises ``NotFound`` for an unknown order and ``Conflict`` when the order is
     no longer PENDING (nothing changes then).
     """
-    with transaction.atomic():
+    with outbox.atomic():
         order = _order_lock(order_id)
         next_status(order.status, Action.RECORD_STOCK_RESULT)
         if not reserved:
@@ -317,7 +317,7 @@ def order_record_payment_result(*, order_id: int, captured: bool, reason: str = 
     Raises ``NotFound`` for an unknown order and ``Conflict`` when the order is
     no longer PENDING (nothing changes then).
     """
-    with transaction.atomic():
+    with outbox.atomic():
         order = _order_lock(order_id)
         next_status(order.status, Action.RECORD_PAYMENT_RESULT)
         if not captured:
@@ -373,7 +373,7 @@ def order_cancel(
     ``Conflict`` when the order is SHIPPED or CANCELLED (nothing changes then).
     """
     reason = reason or CUSTOMER_CANCEL_REASON
-    with transaction.atomic():
+    with outbox.atomic():
         order = _order_lock(order_id, customer_id=customer_id)
         if order.status == Order.Status.PENDING:
             _order_cancel(order, reason=reason, reason_code=Order.CancelReasonCode.CUSTOMER_REQUEST)
@@ -416,7 +416,7 @@ def order_record_shipment_cancelled(*, order_id: int) -> Order:
     Raises ``NotFound`` for an unknown order and ``Conflict`` in any other
     state (nothing changes then).
     """
-    with transaction.atomic():
+    with outbox.atomic():
         order = _order_lock(order_id)
         _order_cancel(
             order,
@@ -437,7 +437,7 @@ def order_mark_shipped(*, order_id: int) -> Order:
     Raises ``NotFound`` for an unknown order and ``Conflict`` when it is
     neither CONFIRMED nor CANCELLING (nothing changes then).
     """
-    with transaction.atomic():
+    with outbox.atomic():
         failpoints.reach("orders.mark_shipped", key=order_id)
         order = _order_lock(order_id)
         previous = order.status
@@ -479,7 +479,7 @@ def order_record_cancellation_refused(*, order_id: int, reason: str) -> Order:
     """
     if reason not in ("dispatched", "expired"):
         raise DomainError(f"unknown refusal reason {reason!r}", field="reason")
-    with transaction.atomic():
+    with outbox.atomic():
         order = _order_lock(order_id)
         if order.status != Order.Status.CANCELLING:
             raise Conflict(f"the order is {order.status}, not CANCELLING")
@@ -508,7 +508,7 @@ def order_expire(*, order_id: int, now: datetime | None = None) -> Order | None:
     Raises ``NotFound`` for an unknown order.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with outbox.atomic():
         order = _order_lock(order_id)
         if order.deadline_at is None or order.deadline_at > now:
             return None
@@ -632,7 +632,7 @@ def catalogue_upsert(*, sku: str, name: str, price: Decimal | str) -> CatalogueI
     Raises ``DomainError`` for a negative or malformed price.
     """
     amount = money_parse(price, field="price")
-    with transaction.atomic():
+    with outbox.atomic():
         item = CatalogueItem.objects.select_for_update().filter(sku=sku).first()
         if item is not None and (item.name, item.price) == (name, amount):
             return item  # a repeated event: leave the row (and updated_at) alone

@@ -2,7 +2,7 @@
 
 Public API::
 
-    from outbox import Event, publish, ConsumerGroup, Message, upcaster
+    from outbox import Event, publish, ConsumerGroup, Message, upcaster, atomic
 
 The names are imported on first use, so that a settings module may import
 ``outbox.conf`` before Django's apps are ready.
@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "atomic": "outbox.transactions",
     "ConfigurationError": "outbox.errors",
     "InvalidEvent": "outbox.errors",
     "NotInTransaction": "outbox.errors",
@@ -33,6 +34,7 @@ __all__ = [
     "Message",
     "NotInTransaction",
     "OutboxError",
+    "atomic",
     "publish",
     "upcaster",
 ]
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from outbox.message import Message
     from outbox.publishing import publish
     from outbox.registry import ConsumerGroup, Event, upcaster
+    from outbox.transactions import atomic
 
 
 def __getattr__(name: str) -> Any:

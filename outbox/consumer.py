@@ -46,6 +46,7 @@ from outbox.failures import (
 from outbox.message import Message
 from outbox.models import DeadLetter, InboxEntry
 from outbox.registry import Handler, registry
+from outbox.transactions import joining
 
 INSERT_INBOX = (
     'INSERT INTO outbox_inboxentry ("group", event_id, event_type, processed_at) '
@@ -167,7 +168,8 @@ class PartitionConsumer:
         """Apply entries read together, in one transaction; see ``BatchResult``.
 
         Fresh entries (read with ``>``) first go the fast way: one multi-row inbox
-        insert and no savepoints. If a handler fails there, the batch rolls back
+        insert and no savepoints (``outbox.atomic`` joins the batch). If a handler
+        fails there, or catches a failure it could not undo, the batch rolls back
         and is redone the careful way: each event in a savepoint, so the failure
         undoes only its own work and is counted towards its retries. Entries
         re-read from the pending list always go the careful way. A group with
@@ -228,17 +230,22 @@ class PartitionConsumer:
             if (verdict := self._triaged(entry_id, fields, result)) is not None
         ]
         new = _inbox_insert_many(self.group.name, [verdict.message for verdict in plan])
-        for verdict in plan:
-            if verdict.message.event_id not in new:
-                continue  # applied before (or twice in this batch: once is enough)
-            new.discard(verdict.message.event_id)
-            try:
-                _run_handler(
-                    self.group.name, verdict.handler.upcast(verdict.message), verdict.handler
-                )
-            except Exception as exc:
-                raise _HandlerFailed from exc
-            result.applied.append(verdict.message)
+        with joining():  # the handlers' ``outbox.atomic()`` blocks make no savepoints
+            for verdict in plan:
+                if verdict.message.event_id not in new:
+                    continue  # applied before (or twice in this batch: once is enough)
+                new.discard(verdict.message.event_id)
+                try:
+                    _run_handler(
+                        self.group.name, verdict.handler.upcast(verdict.message), verdict.handler
+                    )
+                except Exception as exc:
+                    raise _HandlerFailed from exc
+                if connection.needs_rollback:
+                    # The handler caught a failure from a block without a savepoint:
+                    # only the careful way can undo just that block.
+                    raise _HandlerFailed
+                result.applied.append(verdict.message)
         return result
 
     def _careful(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:

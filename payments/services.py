@@ -102,7 +102,7 @@ def payment_charge_for_order(
     if len(currency) != 3 or not currency.isalpha():
         raise DomainError(f"{currency!r} is not a currency code.", field="currency")
     currency = currency.upper()
-    with transaction.atomic():
+    with outbox.atomic():
         failpoints.reach("payments.charge_for_order")
         existing = _PAYMENT_OF_ORDER.get(order_id)
         if existing is not None:
@@ -136,7 +136,7 @@ def payment_refund_for_order(*, order_id: int) -> Payment | None:
     payment, or it failed or is refunded or refunding already, so a repeated
     cancel is harmless.
     """
-    with transaction.atomic():
+    with outbox.atomic():
         payment = _PAYMENT_OF_ORDER_FOR_UPDATE.get(order_id)
         if payment is None:
             logger.info("no payment for order %s to refund: ignored", order_id)
@@ -283,7 +283,7 @@ def _give_up(provider: PaymentProvider, key: str) -> Outcome | None:
 
 def _record(claimed: Payment, outcome: Outcome | None, why: str) -> Payment | None:
     phase = claimed.status
-    with transaction.atomic():
+    with outbox.atomic():
         payment = _PAYMENT_FOR_UPDATE.get(claimed.pk)
         if payment is None or payment.status != phase:
             return payment  # another run recorded this phase first
@@ -369,7 +369,7 @@ def payment_attempts_due(*, limit: int = 500) -> list[DueAttempt]:
     The caller sends one ``run_attempt`` per returned attempt, after this commits.
     """
     now = timezone.now()
-    with transaction.atomic():
+    with outbox.atomic():
         rows = list(
             Payment.objects.select_for_update(skip_locked=True)
             .filter(status__in=OPEN, due_at__lte=now)

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db import transaction
 from django.utils import timezone
 
 import outbox
@@ -51,7 +50,7 @@ def shipment_create_for_order(
         customer_id=customer_id,
         lines=[{"sku": str(line["sku"]), "quantity": int(line["quantity"])} for line in lines],
     )
-    with transaction.atomic():
+    with outbox.atomic():
         if not insert_unless_exists(shipment):  # one statement: the order has one already
             shipment = Shipment.objects.get(order_id=order_id)
             logger.info("order %s has shipment %s already: nothing to do", order_id, shipment.pk)
@@ -76,7 +75,7 @@ def shipment_cancel_on_request(
     cancelled one, so a late OrderConfirmed cannot open it again.
     """
     deadline = datetime.fromisoformat(deadline_at) if isinstance(deadline_at, str) else deadline_at
-    with transaction.atomic():
+    with outbox.atomic():
         failpoints.reach("shipping.cancel_request.before_lock", key=order_id)
         shipment = _SHIPMENT_OF_ORDER_FOR_UPDATE.get(order_id)
         failpoints.reach("shipping.cancel_request.locked", key=order_id)
@@ -118,7 +117,7 @@ def shipment_dispatch(*, shipment_id: int) -> Shipment:
     Raises ``NotFound`` for an unknown shipment and ``Conflict`` for one that is
     cancelled or dispatched already (nothing changes then).
     """
-    with transaction.atomic():
+    with outbox.atomic():
         shipment = _SHIPMENT_FOR_UPDATE.get(shipment_id)
         if shipment is None:
             raise NotFound(f"Shipment {shipment_id} does not exist.")

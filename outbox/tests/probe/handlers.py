@@ -4,12 +4,17 @@
 - "fail": raise while the Switch ``fail`` is on (fixable fault).
 - "block": wait on the PostgreSQL advisory lock 4242 (a test holds it to park a worker).
 - "deadlock": raise what a deadlock raises, while ``DEADLOCKS["left"]`` counts down (in-process).
+- "caught": after its effect, a service's block (``outbox.atomic``) writes a step -1
+  effect and fails; the handler catches that, as a handler that ignores a ``Conflict`` does.
+
+The effect is written in an ``outbox.atomic()`` block, as the shop's services write.
 """
 
 import os
 
 from django.db import connection
 
+import outbox
 from outbox import ConsumerGroup, Message
 from outbox.tests.probe.models import Effect, Switch
 
@@ -47,12 +52,24 @@ def _record(group: str, message: Message) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(4242)")
             cursor.execute("SELECT pg_advisory_unlock(4242)")
+    with outbox.atomic():
+        _effect(group, message)
+    if kind == "caught":
+        try:
+            with outbox.atomic():
+                _effect(group, message, step=-1)
+                raise ProbeFault("a failure the handler expects")
+        except ProbeFault:
+            pass
+
+
+def _effect(group: str, message: Message, *, step: int | None = None) -> None:
     Effect.objects.create(
         group=group,
         event_id=message.event_id,
         aggregate_id=message.aggregate_id,
         sequence=message.sequence,
-        step=message.payload.get("step"),
+        step=message.payload.get("step") if step is None else step,
         version_seen=message.version,
         payload=message.payload,
         worker=os.environ.get("PROBE_WORKER", ""),
