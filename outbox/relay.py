@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 import redis
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from outbox import layout as layouts
@@ -142,7 +142,10 @@ def relay_batch(
     marker = streams.marker_key()
     failure: redis.RedisError | None = None
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
+    # No transaction: the lease makes this the partition's only relay, the SELECT and
+    # the UPDATE are a statement each, and a crash between them republishes (as one
+    # between the XADD and a commit would). Two round trips (BEGIN, COMMIT) less a batch.
+    with connection.cursor() as cursor:
         try:
             expected = _marker_value(client, marker)  # read before the SELECT, see above
         except MarkerLost:
