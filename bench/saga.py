@@ -109,6 +109,16 @@ def process_groups_cpu(groups: dict[str, int], backends: set[int]) -> dict[str, 
     return cpu
 
 
+def cpu_per_order(before: dict[str, float], after: dict[str, float], orders: int) -> dict:
+    """CPU milliseconds per order by process kind between two ``process_groups_cpu`` readings."""
+    cpu_ms = {
+        kind: round((after[kind] - before.get(kind, 0.0)) * 1000 / max(orders, 1), 2)
+        for kind in after
+    }
+    cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
+    return cpu_ms
+
+
 # --- the system under test ------------------------------------------------------------------
 
 
@@ -499,7 +509,11 @@ def run(args: argparse.Namespace) -> dict:
         say(f"closed loop: {args.clients} clients for {args.duration:.0f} s")
         placer = Placer(system.port, tokens)
         groups = {**system.pids(), "redis": system.redis_pid()}
-        cpu_before = process_groups_cpu(groups, backend_pids(system.db_name))
+
+        def backends() -> set[int]:
+            return backend_pids(system.db_name)
+
+        cpu_before = process_groups_cpu(groups, backends())
         start, end = closed_loop(placer, args.clients, args.duration)
         # Orders confirmed in the window's steady part (the first second ramps up).
         window = (start + 1.0, end)
@@ -508,13 +522,8 @@ def run(args: argparse.Namespace) -> dict:
         wait(lambda: unfinished() == 0, 180, "the closed loop's backlog to drain")
         wait_quiet()
         # All the work the window's orders caused is done: every handler of every group.
-        cpu_after = process_groups_cpu(groups, backend_pids(system.db_name))
         done = confirmed_at(list(placer.sent))
-        cpu_ms = {
-            kind: round((cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / max(len(done), 1), 2)
-            for kind in cpu_after
-        }
-        cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
+        cpu_ms = cpu_per_order(cpu_before, process_groups_cpu(groups, backends()), len(done))
         report["closed_loop"] = {
             "confirmed_per_s": round(per_s, 1),
             "accepted_per_s": round(len(placer.sent) / (end - start), 1),
@@ -531,9 +540,12 @@ def run(args: argparse.Namespace) -> dict:
             wait_quiet()  # start each rate with no work left from the one before
             say(f"open loop: {rate:g} orders/s for {args.rate_duration:.0f} s")
             placer = Placer(system.port, tokens)
+            cpu_before = process_groups_cpu(groups, backends())
             late = open_loop(placer, rate, args.rate_duration)
             wait(lambda: unfinished() == 0, 120, f"the {rate:g}/s orders to finish")
+            wait_quiet()
             done = confirmed_at(list(placer.sent))
+            cpu_ms = cpu_per_order(cpu_before, process_groups_cpu(groups, backends()), len(done))
             latencies = sorted(done[i] - sent for i, sent in placer.sent.items() if i in done)
             report["open_loop"][f"{rate:g}"] = {
                 "offered_per_s": rate,
@@ -543,6 +555,8 @@ def run(args: argparse.Namespace) -> dict:
                 "latest_send_late_ms": round(late * 1000, 1),
                 "post_to_confirmed_ms": summary_ms(latencies),
                 "post_ms": summary_ms(sorted(placer.post_s)),
+                # Idle work (the readers' ticks, the beat) included: what an order costs at this rate.
+                "cpu_ms_per_confirmed_order": cpu_ms,
             }
             row = report["open_loop"][f"{rate:g}"]["post_to_confirmed_ms"]
             say(f"  POST -> CONFIRMED p50 {row['p50']} p95 {row['p95']} p99 {row['p99']} ms")
@@ -576,6 +590,11 @@ def print_table(report: dict) -> None:
             f"p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} ms  ({row['confirmed']}/{row['placed']})"
         )
         say(f"{'  POST latency':<44} p50 {row['post_ms']['p50']} p99 {row['post_ms']['p99']} ms")
+        cpu = row["cpu_ms_per_confirmed_order"]
+        say(
+            f"{'  CPU per confirmed order (ms)':<44} "
+            + ", ".join(f"{k} {v}" for k, v in cpu.items())
+        )
         if row["errors"]:
             say(f"  errors: {row['errors']}")
     say("-" * 78)

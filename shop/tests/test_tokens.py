@@ -288,3 +288,26 @@ def test_expired_tokens_are_refused_and_beat_prunes_them():
     AuthToken.objects.create(user=user, expiry=timedelta(seconds=-5))
     assert auth_tokens_prune() == 1
     assert AuthToken.objects.filter(user=user).count() == 1
+
+
+def test_a_deactivated_user_s_token_is_refused_and_works_again_once_reactivated(alice):
+    token = login()
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    assert not works(token)
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=True)
+    assert works(token)
+
+
+def test_a_token_with_a_live_token_s_key_but_other_characters_is_refused(alice):
+    # the key (the first characters) finds the live token; its digest must still match
+    token = login()
+    last = "0" if token[-1] != "0" else "1"
+    assert not works(token[:-1] + last)
+    assert works(token)
+
+
+def test_the_token_authenticates_its_own_user_among_several(alice):
+    bob = services.customer_sign_up(username="bob", email="b@example.com", password=PASSWORD)
+    alices, bobs = login(), login("bob")
+    assert with_token(alices).get("/api/customers/me/").json()["id"] == alice.pk
+    assert with_token(bobs).get("/api/customers/me/").json()["id"] == bob.pk
