@@ -39,6 +39,7 @@ from outbox.failures import (
     failures_of,
     parked_aggregates,
     record_failure,
+    skipped,
     stale_plan,
     transient,
     triage,
@@ -175,6 +176,9 @@ class PartitionConsumer:
         re-read from the pending list always go the careful way. A group with
         ``transaction_per_event`` commits each event on its own.
         """
+        if all(skipped(self.group, fields) for _, fields in entries):
+            # Only other groups' business (the common case at low rates): no transaction.
+            return BatchResult(acks=[entry_id for entry_id, _ in entries])
         result = None
         if fresh and not self.group.transaction_per_event:
             parked = dict(self.parked)

@@ -64,16 +64,21 @@ SKIP = Skip()
 Verdict = Skip | Apply | Parked | Reject
 
 
+def skipped(group: ConsumerGroup, fields: Mapping[str, str] | None) -> bool:
+    """Whether the entry is of a known type ``group`` does not handle (looked at its type only)."""
+    event_type = fields.get("type") if fields else None
+    return (
+        isinstance(event_type, str)
+        and event_type not in group.handlers
+        and registry.known_type(event_type)
+    )
+
+
 def triage(
     group: ConsumerGroup, fields: Mapping[str, str] | None, parked: Mapping[Aggregate, int]
 ) -> Verdict:
     """What ``group`` must do with a stream entry, decided without running any handler."""
-    event_type = fields.get("type") if fields else None
-    if (
-        isinstance(event_type, str)
-        and event_type not in group.handlers
-        and registry.known_type(event_type)
-    ):
+    if skipped(group, fields):
         return SKIP  # not decoded at all: most entries of a stream are other groups' business
     try:
         message = Message.decode(fields)
