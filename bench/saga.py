@@ -14,10 +14,12 @@ measures:
   back (closed loop), and the rate the API accepted them at;
 - POST -> CONFIRMED latency at each ``--rates`` offered (open loop: order n is due
   at start + n / rate, whatever happened before it), and the POST's own latency;
-- CPU per confirmed order in the closed loop, by process kind: web, worker, beat,
-  the PostgreSQL backends of its database, and Redis: from the loop's start until
-  every handler of every group has applied what its orders caused, divided by
-  those orders.
+- CPU per confirmed order in the closed loop and at each offered rate, by process
+  kind: web, worker, beat, the PostgreSQL backends of its database, and Redis:
+  from the loop's start until every handler of every group has applied what its
+  orders caused, divided by those orders. At an offered rate it includes what
+  the idle shop costs meanwhile (the readers' ticks, the beat) and is steadier
+  than the closed loop's, which moves with contention.
 
 An order's CONFIRMED time is when its ``orders.OrderConfirmed`` event was
 written (its ``occurred_at``, in the confirming transaction). Each line is one
