@@ -176,7 +176,7 @@ class PartitionConsumer:
         re-read from the pending list always go the careful way. A group with
         ``transaction_per_event`` commits each event on its own.
         """
-        if all(skipped(self.group, fields) for _, fields in entries):
+        if fresh and all(skipped(self.group, fields) for _, fields in entries):
             # Only other groups' business (the common case at low rates): no transaction.
             return BatchResult(acks=[entry_id for entry_id, _ in entries])
         result = None
