@@ -14,29 +14,34 @@ mark after each handler and redoes the batch the careful way, where every
 ``atomic()`` is a savepoint again and the handler's choice holds. Everywhere
 else (a request, a command, the careful path, a task) it is
 ``transaction.atomic()``.
+
+The flag belongs to the thread, not to the context: work a handler hands to
+another thread in a copy of its context (payments' provider calls), or that
+runs after the batch's commit, opens its blocks as ``transaction.atomic()`` does.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 
 from django.db import transaction
 
-_joining: ContextVar[bool] = ContextVar("outbox_joining", default=False)
+_thread = threading.local()
 
 
 def atomic() -> transaction.Atomic:
     """``transaction.atomic()``, without a savepoint inside a consumer's fast batch."""
-    return transaction.atomic(savepoint=not _joining.get())
+    return transaction.atomic(savepoint=not getattr(_thread, "joining", False))
 
 
 @contextmanager
 def joining() -> Iterator[None]:
-    """Within the block, ``atomic()`` makes no savepoint (the consumer's fast path)."""
-    token = _joining.set(True)
+    """Within the block, in this thread, ``atomic()`` makes no savepoint (the fast path)."""
+    previous = getattr(_thread, "joining", False)
+    _thread.joining = True
     try:
         yield
     finally:
-        _joining.reset(token)
+        _thread.joining = previous

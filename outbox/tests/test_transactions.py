@@ -1,13 +1,18 @@
 """``outbox.atomic``: no savepoints on the consumer's fast path, and nothing lost without them."""
 
+import contextvars
+import threading
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+import outbox
 from outbox.models import InboxEntry
 from outbox.testing import drain
 from outbox.tests.probe.models import Effect, Thing
 from outbox.tests.support import GROUPS, applied_steps, thing_event
+from outbox.transactions import joining
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,10 +50,31 @@ def test_a_handler_that_catches_a_failed_block_keeps_its_own_work_and_the_batch(
 
 
 def test_a_block_outside_a_consumer_is_a_savepoint_as_transaction_atomic_is():
-    import outbox
-
     with CaptureQueriesContext(connection) as captured:
         with outbox.atomic():
             with outbox.atomic():
                 Thing.objects.create(name="inner")
     assert _savepoints(captured.captured_queries) == 1
+
+
+def test_work_a_batch_hands_to_another_thread_makes_its_savepoints():
+    # given a handler's context, inside a fast batch, copied to a thread (as payments'
+    # provider calls are)
+    seen = []
+
+    def elsewhere() -> None:
+        try:
+            with CaptureQueriesContext(connection) as captured:
+                with outbox.atomic():
+                    with outbox.atomic():
+                        Thing.objects.create(name="elsewhere")
+            seen.append(_savepoints(captured.captured_queries))
+        finally:
+            connection.close()
+
+    with joining():
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(elsewhere,))
+        thread.start()
+        thread.join(timeout=30)
+    # then its nested block was a savepoint there
+    assert seen == [1]
