@@ -82,6 +82,18 @@ def relation_waiters(table: str) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def lock_report() -> str:
+    """Every lock of this database held or awaited, with its session: for a wait that timed out."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.pid, l.locktype, l.mode, l.granted, l.objid, l.relation::regclass::text, "
+            "a.application_name, a.state, left(a.query, 120) FROM pg_locks l "
+            "JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() "
+            "AND l.pid <> pg_backend_pid() ORDER BY l.pid"
+        )
+        return "\n".join(" | ".join(map(str, row)) for row in cursor.fetchall())
+
+
 def terminate_backends(pids: list[int]) -> None:
     """End database sessions a killed process left behind, and wait until they are gone."""
     with connection.cursor() as cursor:
