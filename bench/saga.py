@@ -511,11 +511,7 @@ def run(args: argparse.Namespace) -> dict:
         say(f"closed loop: {args.clients} clients for {args.duration:.0f} s")
         placer = Placer(system.port, tokens)
         groups = {**system.pids(), "redis": system.redis_pid()}
-
-        def backends() -> set[int]:
-            return backend_pids(system.db_name)
-
-        cpu_before = process_groups_cpu(groups, backends())
+        cpu_before = process_groups_cpu(groups, backend_pids(system.db_name))
         start, end = closed_loop(placer, args.clients, args.duration)
         # Orders confirmed in the window's steady part (the first second ramps up).
         window = (start + 1.0, end)
@@ -525,7 +521,9 @@ def run(args: argparse.Namespace) -> dict:
         wait_quiet()
         # All the work the window's orders caused is done: every handler of every group.
         done = confirmed_at(list(placer.sent))
-        cpu_ms = cpu_per_order(cpu_before, process_groups_cpu(groups, backends()), len(done))
+        cpu_ms = cpu_per_order(
+            cpu_before, process_groups_cpu(groups, backend_pids(system.db_name)), len(done)
+        )
         report["closed_loop"] = {
             "confirmed_per_s": round(per_s, 1),
             "accepted_per_s": round(len(placer.sent) / (end - start), 1),
@@ -542,12 +540,14 @@ def run(args: argparse.Namespace) -> dict:
             wait_quiet()  # start each rate with no work left from the one before
             say(f"open loop: {rate:g} orders/s for {args.rate_duration:.0f} s")
             placer = Placer(system.port, tokens)
-            cpu_before = process_groups_cpu(groups, backends())
+            cpu_before = process_groups_cpu(groups, backend_pids(system.db_name))
             late = open_loop(placer, rate, args.rate_duration)
             wait(lambda: unfinished() == 0, 120, f"the {rate:g}/s orders to finish")
             wait_quiet()
             done = confirmed_at(list(placer.sent))
-            cpu_ms = cpu_per_order(cpu_before, process_groups_cpu(groups, backends()), len(done))
+            cpu_ms = cpu_per_order(
+                cpu_before, process_groups_cpu(groups, backend_pids(system.db_name)), len(done)
+            )
             latencies = sorted(done[i] - sent for i, sent in placer.sent.items() if i in done)
             report["open_loop"][f"{rate:g}"] = {
                 "offered_per_s": rate,
