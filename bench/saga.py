@@ -258,6 +258,11 @@ class System:
         assert self.redis is not None
         return self.redis.pid
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each process kind (``process_groups_cpu``)."""
+        groups = {**self.pids(), "redis": self.redis_pid()}
+        return process_groups_cpu(groups, backend_pids(self.db_name))
+
 
 def request(
     port: int, method: str, path: str, body: dict | None = None, token: str | None = None
@@ -510,8 +515,7 @@ def run(args: argparse.Namespace) -> dict:
 
         say(f"closed loop: {args.clients} clients for {args.duration:.0f} s")
         placer = Placer(system.port, tokens)
-        groups = {**system.pids(), "redis": system.redis_pid()}
-        cpu_before = process_groups_cpu(groups, backend_pids(system.db_name))
+        cpu_before = system.cpu()
         start, end = closed_loop(placer, args.clients, args.duration)
         # Orders confirmed in the window's steady part (the first second ramps up).
         window = (start + 1.0, end)
@@ -521,9 +525,7 @@ def run(args: argparse.Namespace) -> dict:
         wait_quiet()
         # All the work the window's orders caused is done: every handler of every group.
         done = confirmed_at(list(placer.sent))
-        cpu_ms = cpu_per_order(
-            cpu_before, process_groups_cpu(groups, backend_pids(system.db_name)), len(done)
-        )
+        cpu_ms = cpu_per_order(cpu_before, system.cpu(), len(done))
         report["closed_loop"] = {
             "confirmed_per_s": round(per_s, 1),
             "accepted_per_s": round(len(placer.sent) / (end - start), 1),
@@ -536,18 +538,15 @@ def run(args: argparse.Namespace) -> dict:
         say(f"  {per_s:.1f} confirmed/s, cpu {cpu_ms}")
 
         report["open_loop"] = {}
-        for rate in args.rates:
-            wait_quiet()  # start each rate with no work left from the one before
+        for rate in args.rates:  # each starts quiet: the loop before ended with wait_quiet()
             say(f"open loop: {rate:g} orders/s for {args.rate_duration:.0f} s")
             placer = Placer(system.port, tokens)
-            cpu_before = process_groups_cpu(groups, backend_pids(system.db_name))
+            cpu_before = system.cpu()
             late = open_loop(placer, rate, args.rate_duration)
             wait(lambda: unfinished() == 0, 120, f"the {rate:g}/s orders to finish")
             wait_quiet()
             done = confirmed_at(list(placer.sent))
-            cpu_ms = cpu_per_order(
-                cpu_before, process_groups_cpu(groups, backend_pids(system.db_name)), len(done)
-            )
+            cpu_ms = cpu_per_order(cpu_before, system.cpu(), len(done))
             latencies = sorted(done[i] - sent for i, sent in placer.sent.items() if i in done)
             report["open_loop"][f"{rate:g}"] = {
                 "offered_per_s": rate,
