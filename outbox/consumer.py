@@ -176,21 +176,20 @@ class PartitionConsumer:
         re-read from the pending list always go the careful way. A group with
         ``transaction_per_event`` commits each event on its own.
         """
-        if fresh and all(skipped(self.group, fields) for _, fields in entries):
+        if fresh and self.only_skipped(entries):
             # Only other groups' business (the common case at low rates): no transaction.
             return BatchResult(acks=[entry_id for entry_id, _ in entries])
         result = None
         if fresh and not self.group.transaction_per_event:
-            parked = dict(self.parked)
-            try:
-                with transaction.atomic():
-                    result = self._fast(entries)
-            except _HandlerFailed:
-                self.parked = parked
+            results = handle_fresh([(self, entries)])
+            result = results[0] if results else None
         if result is None:
             result = self._careful(entries, fresh=fresh)
-        result.observe(self.group.name)
+            result.observe(self.group.name)
         return result
+
+    def only_skipped(self, entries: Sequence[Entry]) -> bool:
+        return all(skipped(self.group, fields) for _, fields in entries)
 
     def _dead(
         self,
@@ -226,14 +225,17 @@ class PartitionConsumer:
             self._dead(result, entry_id, fields, DeadLetter.Kind.PARKED, reason, verdict.message)
         return None
 
-    def _fast(self, entries: Sequence[Entry]) -> BatchResult:
+    def _plan(self, entries: Sequence[Entry]) -> tuple[BatchResult, list[Apply]]:
         result = BatchResult(acks=[entry_id for entry_id, _ in entries])
         plan = [
             verdict
             for entry_id, fields in entries
             if (verdict := self._triaged(entry_id, fields, result)) is not None
         ]
-        new = _inbox_insert_many(self.group.name, [verdict.message for verdict in plan])
+        return result, plan
+
+    def _run(self, plan: Sequence[Apply], new: set[UUID], result: BatchResult) -> None:
+        """The fast way's handler runs, in the caller's transaction; see ``handle_fresh``."""
         with joining():  # the handlers' ``outbox.atomic()`` blocks make no savepoints
             for verdict in plan:
                 if verdict.message.event_id not in new:
@@ -250,7 +252,6 @@ class PartitionConsumer:
                     # only the careful way can undo just that block.
                     raise _HandlerFailed
                 result.applied.append(verdict.message)
-        return result
 
     def _careful(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:
         result = BatchResult()
@@ -295,6 +296,38 @@ class PartitionConsumer:
                 result.acks.append(entry_id)
         self.retry_at = None
         return result
+
+
+def handle_fresh(
+    batches: Sequence[tuple[PartitionConsumer, Sequence[Entry]]],
+) -> list[BatchResult] | None:
+    """Fresh entries of one batching group's partitions, read together: the fast way.
+
+    One transaction and one multi-row inbox insert for all of them: the entries of
+    each partition are applied in stream order, partition after partition (an
+    aggregate lives in one partition, so its order is kept). Returns each batch's
+    result, counted (``BatchResult.observe``) after the commit, or None when a
+    handler failed: all were rolled back, and the caller redoes each partition on
+    its own (``PartitionConsumer.handle``).
+    """
+    parked = [dict(consumer.parked) for consumer, _ in batches]
+    group = batches[0][0].group.name
+    try:
+        with transaction.atomic():
+            plans = [consumer._plan(entries) for consumer, entries in batches]
+            new = _inbox_insert_many(
+                group, [verdict.message for _, plan in plans for verdict in plan]
+            )
+            for (consumer, _), (result, plan) in zip(batches, plans, strict=True):
+                consumer._run(plan, new, result)
+    except _HandlerFailed:
+        for (consumer, _), before in zip(batches, parked, strict=True):
+            consumer.parked = before
+        return None
+    results = [result for result, _ in plans]
+    for result in results:
+        result.observe(group)
+    return results
 
 
 def read(

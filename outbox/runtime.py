@@ -45,7 +45,7 @@ from django.utils import timezone
 from outbox import layout as layouts
 from outbox import streams
 from outbox.conf import conf
-from outbox.consumer import PartitionConsumer, lease_name, read
+from outbox.consumer import BatchResult, PartitionConsumer, handle_fresh, lease_name, read
 from outbox.failures import stale_plan
 from outbox.layout import Layout
 from outbox.lease import LeaseSet, supported
@@ -428,10 +428,23 @@ class GroupReader(Reader):
         )
         if self.linger_s and any(entries for _, entries in replies):
             self.read_after = time.monotonic() + self.linger_s
-        for partition, entries in replies:
-            held = self.held.get(partition)
-            if held is not None and entries:
-                self._handle(partition, held, entries, fresh=True)
+        fresh = [
+            (partition, held, entries)
+            for partition, entries in replies
+            if entries and (held := self.held.get(partition)) is not None
+        ]
+        if self.batching:
+            # One transaction for every partition that brought this group work.
+            work = [item for item in fresh if not item[1].worker.only_skipped(item[2])]
+            if len(work) > 1:
+                results = handle_fresh([(state.worker, entries) for _, state, entries in work])
+                if results is not None:
+                    done = {partition for partition, _, _ in work}
+                    for (partition, state, _), batch in zip(work, results, strict=True):
+                        self._handled(partition, state, batch, fresh=True)
+                    fresh = [item for item in fresh if item[0] not in done]
+        for partition, state, entries in fresh:
+            self._handle(partition, state, entries, fresh=True)
 
     def _drain_pending(self, partition: int, state: _Held) -> None:
         ids = self.unacked.pop(partition, None)
@@ -449,7 +462,11 @@ class GroupReader(Reader):
                 return  # a failed entry waits for its retry
 
     def _handle(self, partition: int, state: _Held, entries: list, *, fresh: bool) -> bool:
-        batch = state.worker.handle(entries, fresh=fresh)
+        return self._handled(
+            partition, state, state.worker.handle(entries, fresh=fresh), fresh=fresh
+        )
+
+    def _handled(self, partition: int, state: _Held, batch: BatchResult, *, fresh: bool) -> bool:
         self.db_ok_at = time.monotonic()
         if batch.acks:
             if fresh:

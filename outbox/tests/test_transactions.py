@@ -8,9 +8,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import outbox
-from outbox.models import InboxEntry
+from outbox import layout as layouts
+from outbox import streams
+from outbox.consumer import PartitionConsumer, handle_fresh, read
+from outbox.models import DeliveryFailure, InboxEntry
+from outbox.relay import relay_partition
 from outbox.testing import drain
-from outbox.tests.probe.models import Effect, Thing
+from outbox.tests.probe.models import Effect, Switch, Thing
 from outbox.tests.support import GROUPS, applied_steps, thing_event
 from outbox.transactions import joining
 
@@ -78,3 +82,69 @@ def test_work_a_batch_hands_to_another_thread_makes_its_savepoints():
         thread.join(timeout=30)
     # then its nested block was a savepoint there
     assert seen == [1]
+
+
+def _one_thing_per_partition(partitions: int) -> dict[int, Thing]:
+    layout = layouts.current()
+    chosen: dict[int, Thing] = {}
+    while len(chosen) < partitions:
+        thing = Thing.objects.create(name="thing")
+        chosen.setdefault(layout.partition_for("thing", str(thing.pk)), thing)
+    return chosen
+
+
+def _read_every_partition(group: str, partitions: int) -> list[tuple[PartitionConsumer, list]]:
+    """What a reader holding every partition gets from one XREADGROUP."""
+    for partition in range(partitions):
+        relay_partition(partition)
+    replies = read(streams.get_redis(), group, dict.fromkeys(range(partitions), ">"), count=100)
+    return [(PartitionConsumer(group, partition), entries) for partition, entries in replies]
+
+
+def test_one_read_s_entries_of_several_partitions_are_applied_in_one_transaction(settings):
+    # given two events on each of three partitions, read together by one group
+    settings.OUTBOX_PARTITIONS = 3
+    streams.ensure_groups()
+    things = _one_thing_per_partition(3)
+    for thing in things.values():
+        thing_event(thing.pk)
+        thing_event(thing.pk)
+    batches = _read_every_partition("probe-alpha", 3)
+    assert len(batches) == 3
+    # when they are applied the fast way
+    with CaptureQueriesContext(connection) as captured:
+        results = handle_fresh(batches)
+    # then one inbox insert and one transaction wrote every effect, each thing's in order
+    assert results is not None and [result.handled for result in results] == [2, 2, 2]
+    inserts = [q for q in captured.captured_queries if "INSERT INTO outbox_inboxentry" in q["sql"]]
+    assert len(inserts) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT xmin::text) FROM probe_effect")
+        assert cursor.fetchone()[0] == 1
+    assert [applied_steps("probe-alpha", t.pk) for t in things.values()] == [[1, 2]] * 3
+
+
+def test_a_failing_handler_in_one_partition_rolls_the_read_back_and_each_is_redone_alone(
+    settings,
+):
+    # given a read of two partitions, the second's event failing
+    settings.OUTBOX_PARTITIONS = 2
+    streams.ensure_groups()
+    Switch.objects.create(kind="fail", on=True)
+    things = _one_thing_per_partition(2)
+    thing_event(things[0].pk)
+    thing_event(things[1].pk, kind="fail")
+    batches = _read_every_partition("probe-alpha", 2)
+    # when they are applied together, nothing is applied
+    assert handle_fresh(batches) is None
+    assert not Effect.objects.exists() and not InboxEntry.objects.exists()
+    # then each partition on its own: the good one applied, the failure recorded for retry
+    (first, first_entries), (second, second_entries) = sorted(
+        batches, key=lambda batch: batch[0].place.partition
+    )
+    assert first.handle(first_entries, fresh=True).handled == 1
+    failed = second.handle(second_entries, fresh=True)
+    assert failed.stopped and failed.handled == 0
+    assert applied_steps("probe-alpha", things[0].pk) == [1]
+    assert applied_steps("probe-alpha", things[1].pk) == []
+    assert DeliveryFailure.objects.get().attempts == 1
