@@ -1,8 +1,11 @@
+import json
+
 import pytest
 from django.db import transaction
 
-from outbox import publish
+from outbox import publish, streams
 from outbox.models import InboxEntry, OutboxEvent
+from outbox.relay import relay_partition
 from outbox.testing import drain
 from outbox.tests.probe.events import ThingHappened
 from outbox.tests.probe.models import Effect
@@ -20,3 +23,22 @@ def test_publish_relay_consume_round_trip():
     assert Effect.objects.filter(group="probe-beta").count() == 2
     assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
     assert InboxEntry.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_carries_every_field_of_an_entry_as_it_was_written():
+    # given an event whose text needs escaping in JSON and is not ASCII
+    kind = 'naïve "quoted" \\ back\\slash ☃ 𝄞 \n new line'
+    with transaction.atomic():
+        publish(ThingHappened(thing_id=9, step=1, kind=kind))
+    row = OutboxEvent.objects.get()
+    # when it is relayed
+    relay_partition(0)
+    # then the stream holds the row's fields, values as text, unchanged
+    ((_, fields),) = streams.get_redis().xrange(streams.stream_name(0))
+    assert fields["id"] == str(row.event_id) and fields["type"] == ThingHappened.name
+    assert (fields["v"], fields["seq"], fields["agg_id"]) == ("1", str(row.pk), "9")
+    assert json.loads(fields["payload"]) == row.payload and row.payload["kind"] == kind
+    # and a group's handler sees the payload as published
+    drain()
+    assert Effect.objects.get(group="probe-alpha").payload["kind"] == kind
