@@ -147,9 +147,9 @@ TIMELINE_EVENTS: dict[str, int] = {
 TIMELINE_EVENT_TYPES: tuple[str, ...] = tuple(TIMELINE_EVENTS)
 
 
-def timeline_project(message: Message) -> None:
-    services.timeline_apply(message=message)
+def timeline_project(messages: list[Message]) -> None:
+    services.timeline_apply_many(messages=messages)
 
 
 for _event_type, _version in TIMELINE_EVENTS.items():
-    timeline.handler(_event_type, versions=_version)(timeline_project)
+    timeline.handler(_event_type, versions=_version, many=True)(timeline_project)

@@ -34,7 +34,7 @@ from orders.events import (
 from orders.models import CatalogueItem, IdempotencyKey, Order, OrderLine, TimelineEntry
 from orders.states import Action, next_status
 from shop import failpoints, vault
-from shop.db import Lookup, insert, insert_unless_exists, save_fields
+from shop.db import Lookup, insert, insert_new, insert_unless_exists, save_fields
 from shop.errors import Conflict, DomainError, NotFound
 from shop.money import money_parse, money_text, to_cents
 
@@ -649,17 +649,25 @@ def timeline_apply(*, message: outbox.Message) -> bool:
     """Project one event into the timeline of the order named by ``payload["order_id"]``.
 
     Idempotent: an event already in the timeline (same event id) is left as it
-    is and False is returned. Used by the live consumer and by
-    ``timeline_rebuild`` alike, so both build the same rows.
+    is and False is returned. Used by ``timeline_rebuild``; the live consumer
+    projects a batch's events at once (``timeline_apply_many``): both build the
+    same rows.
     """
-    # One statement: the projection runs for most events, and needs no savepoint.
-    return insert_unless_exists(
-        TimelineEntry(
-            order_id=int(message.payload["order_id"]),
-            event_id=message.event_id,
-            event_type=message.type,
-            occurred_at=message.occurred_at,
-            sequence=message.sequence,
-            data=message.payload,
-        )
+    return timeline_apply_many(messages=[message]) == 1
+
+
+def timeline_apply_many(*, messages: Sequence[outbox.Message]) -> int:
+    """``timeline_apply`` for several events in one statement; returns how many were new."""
+    return insert_new(
+        [
+            TimelineEntry(
+                order_id=int(message.payload["order_id"]),
+                event_id=message.event_id,
+                event_type=message.type,
+                occurred_at=message.occurred_at,
+                sequence=message.sequence,
+                data=message.payload,
+            )
+            for message in messages
+        ]
     )

@@ -17,7 +17,7 @@ unknown types, schema-invalid payloads...) is decided first, by
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,7 +72,19 @@ def lease_name(group: str) -> str:
 def _run_handler(group: str, message: Message, handler: Handler) -> None:
     # What it publishes is caused by the message; its log lines name the event.
     with context.handling(group, message):
-        handler.func(message)
+        handler.func([message] if handler.many else message)
+
+
+def _runs(plan: Sequence[Apply]) -> Iterator[list[Apply]]:
+    """The plan in handler calls: a ``many`` handler's neighbouring events make one."""
+    run: list[Apply] = []
+    for verdict in plan:
+        if run and not (verdict.handler.many and verdict.handler.func is run[0].handler.func):
+            yield run
+            run = []
+        run.append(verdict)
+    if run:
+        yield run
 
 
 def apply(group: str, message: Message, handler: Handler, *, savepoint: bool = True) -> bool:
@@ -236,22 +248,25 @@ class PartitionConsumer:
 
     def _run(self, plan: Sequence[Apply], new: set[UUID], result: BatchResult) -> None:
         """The fast way's handler runs, in the caller's transaction; see ``handle_fresh``."""
-        with joining():  # the handlers' ``outbox.atomic()`` blocks make no savepoints
-            for verdict in plan:
-                if verdict.message.event_id not in new:
-                    continue  # applied before (or twice in this batch: once is enough)
+        todo = []
+        for verdict in plan:
+            if verdict.message.event_id in new:  # else applied before (or twice in this batch)
                 new.discard(verdict.message.event_id)
+                todo.append(verdict)
+        with joining():  # the handlers' ``outbox.atomic()`` blocks make no savepoints
+            for run in _runs(todo):
+                handler = run[0].handler
                 try:
-                    _run_handler(
-                        self.group.name, verdict.handler.upcast(verdict.message), verdict.handler
-                    )
+                    messages = [verdict.handler.upcast(verdict.message) for verdict in run]
+                    with context.handling(self.group.name, messages[-1]):
+                        handler.func(messages if handler.many else messages[0])
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 if connection.needs_rollback:
                     # The handler caught a failure from a block without a savepoint:
                     # only the careful way can undo just that block.
                     raise _HandlerFailed
-                result.applied.append(verdict.message)
+                result.applied += [verdict.message for verdict in run]
 
     def _careful(self, entries: Sequence[Entry], *, fresh: bool) -> BatchResult:
         result = BatchResult()

@@ -75,6 +75,7 @@ class Handler:
     min_version: int
     max_version: int
     func: Callable[[Any], None]
+    many: bool = False  # ``func`` takes a list of messages (see ``ConsumerGroup.handler``)
 
     def upcast(self, message: Message) -> Message:
         """The message as this handler takes it: raised to its lowest accepted version.
@@ -130,8 +131,17 @@ class ConsumerGroup:
         registry.register_group(self)
 
     def handler(
-        self, event_type: str, *, versions: int | tuple[int, int] = 1
+        self, event_type: str, *, versions: int | tuple[int, int] = 1, many: bool = False
     ) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+        """Register the decorated function as the group's handler of ``event_type``.
+
+        ``versions`` is the version (or the inclusive range) it takes; older events
+        are upcast to the lowest. With ``many=True`` the function takes a list of
+        messages: the events of a batch, in stream order, that follow one another
+        and that it handles (under any of its types), so that a projection can
+        write them in one statement. It must apply all of them or raise; its log
+        lines and what it publishes are attributed to the last of them.
+        """
         low, high = (versions, versions) if isinstance(versions, int) else versions
         if not EVENT_NAME.match(event_type):
             raise ConfigurationError(f"invalid event type {event_type!r}")
@@ -141,7 +151,7 @@ class ConsumerGroup:
         def decorate(func: Callable[[Any], None]) -> Callable[[Any], None]:
             if event_type in self.handlers:
                 raise ConfigurationError(f"{self.name} handles {event_type} twice")
-            self.handlers[event_type] = Handler(self.name, event_type, low, high, func)
+            self.handlers[event_type] = Handler(self.name, event_type, low, high, func, many)
             return func
 
         return decorate

@@ -25,6 +25,51 @@ def insert_unless_exists(obj: models.Model) -> bool:
     return bool(_insert([obj], on_conflict_do_nothing=True))
 
 
+def insert_new(objs: Sequence[models.Model]) -> int:
+    """INSERT, in one statement, those of ``objs`` (of one model) that conflict with no row.
+
+    Returns how many were inserted; their primary keys are not set. On PostgreSQL
+    the rows travel as one array per column (``unnest``), so the statement is the
+    same whatever their number and is prepared once; elsewhere it is
+    ``insert_unless_exists`` for each.
+    """
+    if not objs:
+        return 0
+    model = type(objs[0])
+    if any(type(obj) is not model for obj in objs):
+        raise TypeError("insert_new takes objects of one model")
+    if connection.vendor != "postgresql":
+        return sum(insert_unless_exists(obj) for obj in objs)
+    sql, fields = _insert_unnest_statement(model)
+    columns = [
+        [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs] for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        return cursor.rowcount
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_unnest_statement(model: type[models.Model]) -> tuple[str, list[models.Field]]:
+    fields = _insert_fields(model)
+    quote = connection.ops.quote_name
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608 - names from the model
+        f"({', '.join(quote(str(f.column)) for f in fields)}) "
+        f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+    )
+    return sql, fields
+
+
+def _insert_fields(model: type[models.Model]) -> list[models.Field]:
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if f.column and not (f.primary_key and isinstance(f, AutoFieldMixin))
+    ]
+
+
 def insert(*objs: models.Model) -> None:
     """INSERT the objects (of one model) in one statement compiled once per model and count.
 
@@ -60,11 +105,7 @@ def _insert_statement(
     model: type[models.Model], rows: int, on_conflict_do_nothing: bool, vendor: str
 ) -> tuple[str, list[models.Field]]:
     meta = model._meta
-    fields = [
-        f
-        for f in meta.concrete_fields
-        if f.column and not (f.primary_key and isinstance(f, AutoFieldMixin))
-    ]
+    fields = _insert_fields(model)
     quote = connection.ops.quote_name
     pk_column = meta.pk.column if meta.pk is not None else None
     if pk_column is None:  # pragma: no cover - every concrete model has a primary key

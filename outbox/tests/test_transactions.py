@@ -148,3 +148,41 @@ def test_a_failing_handler_in_one_partition_rolls_the_read_back_and_each_is_redo
     assert applied_steps("probe-alpha", things[0].pk) == [1]
     assert applied_steps("probe-alpha", things[1].pk) == []
     assert DeliveryFailure.objects.get().attempts == 1
+
+
+def test_a_many_handler_takes_a_batch_s_neighbouring_events_in_one_call_in_stream_order(
+    settings,
+):
+    # given a group whose handler of one type takes lists, and a plain one of another
+    from outbox import ConsumerGroup
+    from outbox.registry import registry
+    from outbox.tests.probe.events import ThingHappened
+
+    calls: list[list[int]] = []
+    group = ConsumerGroup("probe-many")
+    try:
+
+        @group.handler(ThingHappened.name, many=True)
+        def project(messages):
+            calls.append([m.payload["step"] for m in messages])
+
+        streams.ensure_groups()
+        thing = Thing.objects.create(name="thing")
+        for _ in range(3):
+            thing_event(thing.pk)
+
+        # when one read brings the three events
+        (consumer, entries), *_ = _read_every_partition("probe-many", 1)
+        result = consumer.handle(entries, fresh=True)
+
+        # then one call took them all, in order, and each has its inbox row
+        assert calls == [[1, 2, 3]] and result.handled == 3
+        assert InboxEntry.objects.filter(group="probe-many").count() == 3
+
+        # and an event redone the careful way (from the pending list) comes as a list of one
+        thing_event(thing.pk)
+        (consumer, entries), *_ = _read_every_partition("probe-many", 1)
+        assert consumer.handle(entries, fresh=False).handled == 1
+        assert calls[-1] == [4]
+    finally:
+        registry.groups.pop("probe-many", None)

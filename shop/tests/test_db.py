@@ -258,3 +258,44 @@ def test_a_prepared_statement_a_migration_outdated_closes_its_connection_at_the_
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS db_test_stale")
+
+
+def test_insert_new_writes_only_the_rows_that_conflict_with_none_in_one_statement():
+    # given a timeline entry already stored (unique event id)
+    from uuid import uuid4
+
+    from orders.models import TimelineEntry
+    from shop.db import insert_new
+
+    def entry(event_id, order_id: int) -> TimelineEntry:
+        return TimelineEntry(
+            order_id=order_id,
+            event_id=event_id,
+            event_type="orders.OrderCreated",
+            occurred_at=timezone.now(),
+            sequence=order_id,
+            data={"order_id": order_id, "note": 'naïve "quoted" \\ ☃'},
+        )
+
+    stored = entry(uuid4(), 1)
+    stored.save()
+    fresh = [entry(uuid4(), 2), entry(stored.event_id, 3), entry(uuid4(), 4)]
+
+    # when it and two new ones are inserted together
+    with CaptureQueriesContext(connection) as queries:
+        inserted = insert_new(fresh)
+
+    # then one statement wrote the two new rows, with every value as the ORM reads it
+    assert inserted == 2 and len(queries) == 1
+    rows = {row.order_id: row for row in TimelineEntry.objects.all()}
+    assert sorted(rows) == [1, 2, 4]
+    for obj in (fresh[0], fresh[2]):
+        got = rows[obj.order_id]
+        assert (got.event_id, got.occurred_at, got.data) == (
+            obj.event_id,
+            obj.occurred_at,
+            obj.data,
+        )
+    assert insert_new([]) == 0
+    with pytest.raises(TypeError):
+        insert_new([fresh[0], _payment()])
