@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
@@ -23,25 +24,31 @@ from django.utils import timezone
 from outbox import layout as layouts
 from outbox import lease, metrics, streams
 from outbox.conf import conf
-from outbox.layout import Layout
+from outbox.layout import SLOT_COUNT, Layout
 from outbox.message import encode_row
 
 logger = logging.getLogger(__name__)
 
 RELAY_LEASE = "outbox.relay"
 
-# The partition's oldest unpublished rows, if the layout the caller read is still the
-# current one (after outbox_repartition an older reader gets nothing and reads it again).
+# The oldest unpublished rows of some partitions (each row's partition is its slot *
+# partitions // SLOT_COUNT, as ``Layout.partition_of``), with their slot, if the
+# layout the caller read is still the current one (after outbox_repartition an older
+# reader gets nothing and reads it again). One statement whatever the partitions.
 _SELECT = (
     "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
-    "aggregate_version, occurred_at, {payload}, {headers} FROM outbox_outboxevent "
-    "WHERE published_at IS NULL AND slot >= %s AND slot < %s "
+    "aggregate_version, occurred_at, {payload}, {headers}, slot FROM outbox_outboxevent "
+    "WHERE published_at IS NULL AND slot * %s / %s {among} "
     "AND (SELECT generation FROM outbox_streamlayout WHERE prefix = %s) = %s "
     "ORDER BY id LIMIT %s"
 )
 SELECT_BATCH = {
-    "postgresql": _SELECT.format(payload="payload::text", headers="headers::text"),
-    "sqlite": _SELECT.format(payload="payload", headers="headers"),
+    "postgresql": _SELECT.format(
+        payload="payload::text", headers="headers::text", among="= ANY(%s)"
+    ),
+    "sqlite": _SELECT.format(
+        payload="payload", headers="headers", among="IN (SELECT value FROM json_each(%s))"
+    ),
 }
 # The ids go as one array parameter (a JSON array on SQLite): one statement per batch.
 MARK_PUBLISHED = {
@@ -58,10 +65,12 @@ MARK_FAILED = {
 }
 
 
-def batch_params(layout: Layout, partition: int, batch_size: int) -> list:
-    """The parameters of ``SELECT_BATCH`` for a partition of ``layout``."""
-    low, high = layout.slots(partition)
-    return [low, high, layout.prefix, layout.generation, batch_size]
+def batch_params(
+    layout: Layout, partitions: Sequence[int], batch_size: int, vendor: str = "postgresql"
+) -> list:
+    """The parameters of ``SELECT_BATCH`` for some partitions of ``layout``."""
+    among = list(partitions) if vendor == "postgresql" else json.dumps(list(partitions))
+    return [layout.partitions, SLOT_COUNT, among, layout.prefix, layout.generation, batch_size]
 
 
 @dataclass
@@ -94,14 +103,15 @@ class MarkerLost(redis.RedisError):
 # SELECT: if Redis lost its data, or a recovery republished older events, meanwhile,
 # nothing is appended (newer events of an aggregate would overtake the republished
 # ones on a fresh stream). One round trip for the check and the whole batch, which
-# travels as one JSON argument (a list of entries, each its fields and values in
-# turn): one argument to pack instead of twenty for each entry.
-# KEYS: marker, stream. ARGV: the marker's value, the batch.
+# travels as one JSON argument: a list of entries, each the index in KEYS of its
+# stream, then its fields and values in turn (one argument to pack instead of twenty
+# for each entry).
+# KEYS: marker, then the streams. ARGV: the marker's value, the batch.
 APPEND_IF_MARKED = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local entries = cjson.decode(ARGV[2])
-for _, fields in ipairs(entries) do
-  redis.call('XADD', KEYS[2], '*', unpack(fields))
+for _, entry in ipairs(entries) do
+  redis.call('XADD', KEYS[entry[1]], '*', unpack(entry, 2))
 end
 return #entries
 """
@@ -121,27 +131,28 @@ def _marker_value(client: redis.Redis, key: str, *, refresh: bool = False) -> st
 
 
 def relay_batch(
-    partition: int,
+    partitions: int | Sequence[int],
     *,
     layout: Layout,
     client: redis.Redis | None = None,
     batch_size: int | None = None,
 ) -> int:
-    """Publish one batch of the partition's oldest unpublished events; returns how many.
+    """Publish one batch of the oldest unpublished events of some partitions; returns how many.
 
-    The caller holds the partition's relay lease. Returns 0 when there is
-    nothing to send or ``layout`` is no longer current. Raises ``MarkerLost``,
-    having appended and marked nothing, when Redis lost its data (or a recovery
-    re-set the marker) since the marker was last read: the caller recovers,
-    then relays. Raises the Redis error, having marked the rows' attempt, when
-    the XADDs failed.
+    The caller holds the partitions' relay leases. Each partition's events go
+    to its stream in order. Returns 0 when there is nothing to send or
+    ``layout`` is no longer current. Raises ``MarkerLost``, having appended and
+    marked nothing, when Redis lost its data (or a recovery re-set the marker)
+    since the marker was last read: the caller recovers, then relays. Raises the
+    Redis error, having marked the rows' attempt, when the XADDs failed.
     """
+    wanted = [partitions] if isinstance(partitions, int) else list(partitions)
     client = client or streams.get_redis()
     batch_size = batch_size or conf.RELAY_BATCH_SIZE
-    stream = streams.stream_name(partition)
     marker = streams.marker_key()
     failure: redis.RedisError | None = None
     started = time.perf_counter()
+    vendor = connection.vendor
     # No transaction: the lease makes this the partition's only relay, the SELECT and
     # the UPDATE are a statement each, and a crash between them republishes (as one
     # between the XADD and a commit would). Two round trips (BEGIN, COMMIT) less a batch.
@@ -152,7 +163,7 @@ def relay_batch(
             raise  # (a RedisError too, but not a failure to reach Redis)
         except redis.RedisError as exc:
             failure, expected = exc, ""
-        cursor.execute(SELECT_BATCH[connection.vendor], batch_params(layout, partition, batch_size))
+        cursor.execute(SELECT_BATCH[vendor], batch_params(layout, wanted, batch_size, vendor))
         rows = cursor.fetchall()
         if not rows:
             if failure is not None:
@@ -162,17 +173,22 @@ def relay_batch(
                 raise MarkerLost(f"the marker {marker} changed")
             return 0
         ids = [row[0] for row in rows]
+        keys = [marker]
         if failure is None:
+            key_of: dict[int, int] = {}  # partition -> its stream's index in keys (from 1)
             batch = []
             for row in rows:
-                entry: list[str] = []
-                for name, value in encode_row(row).items():
+                partition = layout.partition_of(row[-1])
+                key = key_of.get(partition)
+                if key is None:
+                    keys.append(streams.stream_name(partition))
+                    key = key_of[partition] = len(keys)
+                entry: list[str | int] = [key]
+                for name, value in encode_row(row[:-1]).items():
                     entry += [name, str(value)]
                 batch.append(entry)
             try:
-                appended = _append(
-                    client, [marker, stream], [expected, json.dumps(batch, ensure_ascii=False)]
-                )
+                appended = _append(client, keys, [expected, json.dumps(batch, ensure_ascii=False)])
             except redis.RedisError as exc:
                 failure = exc
             else:
@@ -185,7 +201,9 @@ def relay_batch(
         else:
             _mark(cursor, ids)
     if failure is not None:
-        logger.warning("relay: XADD to %s failed: %s", stream, failure)
+        logger.warning(
+            "relay: XADD to partition(s) %s failed: %s", ", ".join(map(str, wanted)), failure
+        )
         raise failure
     metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
     metrics.RELAY_BATCH_SIZE.observe(len(rows))
@@ -205,16 +223,17 @@ def _append(client: redis.Redis, keys: list[str], args: list) -> int:
 
 
 def relay_held(
-    partition: int,
+    partitions: int | Sequence[int],
     *,
     layout: Layout,
     client: redis.Redis | None = None,
     max_seconds: float = 5.0,
     batch_size: int | None = None,
+    max_batches: int | None = None,
 ) -> RelayResult:
-    """Relay a partition whose lease the caller holds, until drained or out of time.
+    """Relay partitions whose leases the caller holds, until drained or out of time.
 
-    When Redis lost its data, it first republishes what the groups had not
+    ``more`` says that time (or ``max_batches`` full batches) ran out first. When Redis lost its data, it first republishes what the groups had not
     applied (``replay.recover_if_lost``), so that nothing newer overtakes it.
     """
     from outbox.replay import recover_if_lost
@@ -226,7 +245,7 @@ def relay_held(
     recoveries = 0
     while time.monotonic() < deadline:
         try:
-            sent = relay_batch(partition, layout=layout, client=client, batch_size=batch_size)
+            sent = relay_batch(partitions, layout=layout, client=client, batch_size=batch_size)
         except MarkerLost:
             # Redis lost its data: what the groups had not applied goes out
             # again first, then the newer events, in order.
@@ -240,6 +259,9 @@ def relay_held(
         result.published += sent
         result.batches += 1
         if sent < batch_size:
+            break
+        if result.batches == max_batches:
+            result.more = True
             break
     else:
         result.more = True

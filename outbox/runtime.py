@@ -304,7 +304,18 @@ class RelayReader(Reader):
         if now >= self.next_poll:
             self.next_poll = now + RELAY_POLL_S
             self.dirty |= self.leases.held
-        for partition in sorted(self.dirty & self.leases.held):
+        dirty = sorted(self.dirty & self.leases.held)
+        if len(dirty) > 1:
+            # One batch for all (a statement each for the SELECT and the UPDATE, one
+            # round trip to Redis); a backlog is then worked partition by partition,
+            # so that one partition's does not hold the others back.
+            sent = relay_held(
+                dirty, layout=self.layout, client=self.client, max_seconds=0.5, max_batches=1
+            )
+            if not sent.more:
+                self.dirty.difference_update(dirty)
+                dirty = []
+        for partition in dirty:
             result = relay_held(partition, layout=self.layout, client=self.client, max_seconds=0.5)
             if not result.more:
                 self.dirty.discard(partition)

@@ -1,11 +1,13 @@
+import dataclasses
 import json
 
 import pytest
 from django.db import transaction
 
+from outbox import layout as layouts
 from outbox import publish, streams
 from outbox.models import InboxEntry, OutboxEvent
-from outbox.relay import relay_partition
+from outbox.relay import relay_batch, relay_partition
 from outbox.testing import drain
 from outbox.tests.probe.events import ThingHappened
 from outbox.tests.probe.models import Effect
@@ -42,3 +44,36 @@ def test_the_relay_carries_every_field_of_an_entry_as_it_was_written():
     # and a group's handler sees the payload as published
     drain()
     assert Effect.objects.get(group="probe-alpha").payload["kind"] == kind
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_relay_batch_of_several_partitions_puts_each_event_on_its_partition_s_stream(
+    settings,
+):
+    # given three events on each of three aggregates, on partitions of four
+    settings.OUTBOX_PARTITIONS = 4
+    streams.ensure_groups()
+    streams.set_marker()
+    layout = layouts.current()
+    with transaction.atomic():
+        for step in (1, 2, 3):
+            for thing_id in (1, 2, 3):
+                publish(ThingHappened(thing_id=thing_id, step=step))
+    where = {t: layout.partition_for("thing", str(t)) for t in (1, 2, 3)}
+    # when one batch relays every partition
+    assert relay_batch(range(4), layout=layout) == 9
+    # then each partition's stream holds its aggregates' events, in order, and no other
+    client = streams.get_redis()
+    for partition in range(4):
+        entries = client.xrange(streams.stream_name(partition))
+        expected = [
+            (str(t), str(step)) for step in (1, 2, 3) for t in (1, 2, 3) if where[t] == partition
+        ]
+        got = [(f["agg_id"], str(json.loads(f["payload"])["step"])) for _, f in entries]
+        assert got == expected
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    # and a layout that changed meanwhile gets nothing
+    with transaction.atomic():
+        publish(ThingHappened(thing_id=1, step=4))
+    stale = dataclasses.replace(layout, generation=layout.generation + 1)
+    assert relay_batch(range(4), layout=stale) == 0

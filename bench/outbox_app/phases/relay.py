@@ -99,7 +99,7 @@ def select_plan() -> str:
     """How PostgreSQL plans the relay's SELECT as the relay sends it (Django's cursor binds
     the parameters client-side, so the planner sees the partition and the limit)."""
     current = layout.current()
-    params = batch_params(current, THROUGHPUT_PARTITION, settings.OUTBOX_RELAY_BATCH_SIZE)
+    params = batch_params(current, [THROUGHPUT_PARTITION], settings.OUTBOX_RELAY_BATCH_SIZE)
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + SELECT_BATCH["postgresql"], params)
         lines = [row[0].strip().removeprefix("->").strip() for row in cursor.fetchall()]
@@ -126,7 +126,7 @@ def raw_run(ws: Workspace, run: str, count: int) -> Run:
     ws.vacuum()
     current = layout.current()
     batch = settings.OUTBOX_RELAY_BATCH_SIZE
-    params = batch_params(current, THROUGHPUT_PARTITION, batch)
+    params = batch_params(current, [THROUGHPUT_PARTITION], batch)
     stream = streams.key("raw", THROUGHPUT_PARTITION)
     client = redis.Redis.from_url(settings.REDIS_URL)
     moved = 0
@@ -140,7 +140,7 @@ def raw_run(ws: Workspace, run: str, count: int) -> Run:
                     if rows:
                         pipe = client.pipeline(transaction=False)
                         for row in rows:
-                            pipe.xadd(stream, encode_row(row))
+                            pipe.xadd(stream, encode_row(row[:-1]))
                         pipe.execute()
                         cursor.execute(
                             MARK_PUBLISHED["postgresql"],
