@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from celery import current_app
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _run(run: Callable[..., object], attempt: dict[str, object]) -> None:
-    close_old_connections()  # this thread's connection, if it broke since its last call
     try:
-        run(**attempt)
+        _call(run, attempt)
     except Exception:  # the phase stays due: beat's resend_due tries again
         logger.exception(
             "payment %s: %s try %s failed; beat will send it again",
@@ -64,3 +63,24 @@ def _run(run: Callable[..., object], attempt: dict[str, object]) -> None:
             attempt["status"],
             attempt["tries"],
         )
+
+
+def _call(run: Callable[..., object], attempt: dict[str, object]) -> None:
+    """``run`` on this thread's connection, and once more on a new one if that one had died.
+
+    What Django does for a connection between requests (close it when too old, or
+    unusable after an error), without its health check's ``SELECT 1`` before every
+    call: a connection that died while idle (PostgreSQL restarted) fails the run's
+    first statement, its claim, before anything was done, and the run goes again.
+    A run that failed later claims nothing the second time (the phase is claimed):
+    it stays due, for ``resend_due``.
+    """
+    close_old_connections()
+    connection.health_check_done = True  # type: ignore[attr-defined]  # the run checks, below
+    try:
+        run(**attempt)
+    except (OperationalError, InterfaceError):
+        if connection.connection is not None and connection.is_usable():
+            raise
+        connection.close()
+        run(**attempt)
