@@ -91,24 +91,78 @@ def _stat(pid: int) -> tuple[int, float] | None:
 
 
 def process_groups_cpu(groups: dict[str, int], backends: set[int]) -> dict[str, float]:
-    """CPU seconds so far of each named process group (its leader's pid) and of ``backends``."""
+    """CPU seconds so far of each named process group (its leader's pid).
+
+    ``backends`` (PostgreSQL's, which ``BackendCpu`` counts) are left out.
+    """
     by_group = {pgid: name for name, pgid in groups.items()}
-    cpu = dict.fromkeys([*groups, "postgresql"], 0.0)
+    cpu = dict.fromkeys(groups, 0.0)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         pid = int(entry)
+        if pid in backends:
+            continue  # counted by BackendCpu
         stat = _stat(pid)
         if stat is None:
             continue
         pgid, seconds = stat
-        if pid in backends:
-            cpu["postgresql"] += seconds
-        elif pgid in by_group:
+        if pgid in by_group:
             cpu[by_group[pgid]] += seconds
         elif pid in groups.values():
             cpu[next(n for n, p in groups.items() if p == pid)] += seconds
     return cpu
+
+
+class BackendCpu:
+    """CPU seconds of a database's PostgreSQL backends, those that have exited included.
+
+    A backend's CPU leaves ``/proc`` with it (the web's connections end after
+    ``CONN_MAX_AGE``): each backend keeps the last reading taken of it, four
+    times a second, so an exited one is missing at most its last quarter second.
+    """
+
+    def __init__(self, db_name: str) -> None:
+        self.db_name = db_name
+        self.seen: dict[int, float] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(0.25):
+            self.sample()
+
+    def sample(self) -> set[int]:
+        """Read every live backend of the database; returns their pids."""
+        live = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                title = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            # "postgres: [<cluster>:] <user> <database> <client> <activity>", the title
+            # a backend gives itself (update_process_title, on by default)
+            words = title.replace(b"\0", b" ").split()
+            if words[:1] == [b"postgres:"] and self.db_name.encode() in words[2:4]:
+                stat = _stat(int(entry))
+                if stat is not None:
+                    live[int(entry)] = stat[1]
+        with self.lock:
+            self.seen.update(live)
+        return set(live)
+
+    def total(self) -> tuple[float, set[int]]:
+        """CPU seconds of every backend seen so far, and the pids of the live ones."""
+        live = self.sample()
+        with self.lock:
+            return sum(self.seen.values()), live
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 def cpu_per_order(before: dict[str, float], after: dict[str, float], orders: int) -> dict:
@@ -140,6 +194,7 @@ class System:
         self.redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
         self.redis: subprocess.Popen | None = None
         self.supervisor: Supervisor | None = None
+        self.backends: BackendCpu | None = None
         self.env = dict(
             os.environ,
             DJANGO_SETTINGS_MODULE="shop.settings",
@@ -180,6 +235,8 @@ class System:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        if self.backends is not None:
+            self.backends.stop()
         if self.supervisor is not None:
             self.supervisor.stop()
         if self.redis is not None:
@@ -259,9 +316,14 @@ class System:
         return self.redis.pid
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of each process kind (``process_groups_cpu``)."""
+        """CPU seconds so far of each process kind (``process_groups_cpu``, ``BackendCpu``)."""
         groups = {**self.pids(), "redis": self.redis_pid()}
-        return process_groups_cpu(groups, backend_pids(self.db_name))
+        if self.backends is None:
+            self.backends = BackendCpu(self.db_name)
+        backends, live = self.backends.total()
+        cpu = process_groups_cpu(groups, live)
+        cpu["postgresql"] = backends
+        return cpu
 
 
 def request(
@@ -383,17 +445,6 @@ def unfinished() -> int:
     from orders.models import Order
 
     return Order.objects.filter(status="PENDING").count()
-
-
-def backend_pids(db_name: str) -> set[int]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [db_name],
-        )
-        return {row[0] for row in cursor.fetchall()}
 
 
 # --- load -------------------------------------------------------------------------------------
