@@ -81,7 +81,7 @@ class Message:
 
 
 def encode_row(row: tuple) -> dict[str, str | int]:
-    """A stream entry from an outbox row selected as in ``relay.SELECT_BATCH`` (but its slot)."""
+    """A stream entry from an outbox row selected by ``relay.batch_query`` (but its slot)."""
     seq, event_id, event_type, version, agg, agg_id, agg_v, occurred_at, payload, headers = row
     return {
         "id": str(event_id),

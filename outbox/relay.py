@@ -10,11 +10,12 @@ consumers deduplicate.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -24,32 +25,56 @@ from django.utils import timezone
 from outbox import layout as layouts
 from outbox import lease, metrics, streams
 from outbox.conf import conf
-from outbox.layout import SLOT_COUNT, Layout
+from outbox.layout import Layout
 from outbox.message import encode_row
 
 logger = logging.getLogger(__name__)
 
 RELAY_LEASE = "outbox.relay"
 
-# The oldest unpublished rows of some partitions (each row's partition is its slot *
-# partitions // SLOT_COUNT, as ``Layout.partition_of``), with their slot, if the
-# layout the caller read is still the current one (after outbox_repartition an older
-# reader gets nothing and reads it again). One statement whatever the partitions.
+# The oldest unpublished rows of some partitions, with their slot, if the layout the
+# caller read is still the current one (after outbox_repartition an older reader gets
+# nothing and reads it again). A partition is a range of slots, and the partitions
+# asked for are ranges of slots too (next partitions make one): on ranges of a
+# plain column PostgreSQL estimates how many rows match and walks the index of
+# unpublished rows in id order; on an expression of the slot it guesses, and with
+# a small table picks a sequential scan and a sort for every batch.
 _SELECT = (
     "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "
     "aggregate_version, occurred_at, {payload}, {headers}, slot FROM outbox_outboxevent "
-    "WHERE published_at IS NULL AND slot * %s / %s {among} "
+    "WHERE published_at IS NULL AND ({ranges}) "
     "AND (SELECT generation FROM outbox_streamlayout WHERE prefix = %s) = %s "
     "ORDER BY id LIMIT %s"
 )
-SELECT_BATCH = {
-    "postgresql": _SELECT.format(
-        payload="payload::text", headers="headers::text", among="= ANY(%s)"
-    ),
-    "sqlite": _SELECT.format(
-        payload="payload", headers="headers", among="IN (SELECT value FROM json_each(%s))"
-    ),
+_COLUMNS = {
+    "postgresql": {"payload": "payload::text", "headers": "headers::text"},
+    "sqlite": {"payload": "payload", "headers": "headers"},
 }
+
+
+@functools.cache
+def _select_batch(vendor: str, ranges: int) -> str:
+    return _SELECT.format(
+        ranges=" OR ".join(["(slot >= %s AND slot < %s)"] * ranges), **_COLUMNS[vendor]
+    )
+
+
+def batch_query(
+    layout: Layout, partitions: Iterable[int], batch_size: int, vendor: str = "postgresql"
+) -> tuple[str, list]:
+    """The relay's SELECT of a batch of some partitions of ``layout``, and its parameters."""
+    ranges: list[list[int]] = []
+    for partition in sorted(set(partitions)):
+        low, high = layout.slots(partition)
+        if ranges and ranges[-1][1] == low:
+            ranges[-1][1] = high
+        else:
+            ranges.append([low, high])
+    params: list = [bound for pair in ranges for bound in pair]
+    params += [layout.prefix, layout.generation, batch_size]
+    return _select_batch(vendor, len(ranges)), params
+
+
 # The ids go as one array parameter (a JSON array on SQLite): one statement per batch.
 MARK_PUBLISHED = {
     "postgresql": "UPDATE outbox_outboxevent SET published_at = %s, attempts = attempts + 1, "
@@ -63,14 +88,6 @@ MARK_FAILED = {
     "sqlite": "UPDATE outbox_outboxevent SET attempts = attempts + 1, last_error = %s "
     "WHERE id IN (SELECT value FROM json_each(%s))",
 }
-
-
-def batch_params(
-    layout: Layout, partitions: Sequence[int], batch_size: int, vendor: str = "postgresql"
-) -> list:
-    """The parameters of ``SELECT_BATCH`` for some partitions of ``layout``."""
-    among = list(partitions) if vendor == "postgresql" else json.dumps(list(partitions))
-    return [layout.partitions, SLOT_COUNT, among, layout.prefix, layout.generation, batch_size]
 
 
 @dataclass
@@ -163,7 +180,7 @@ def relay_batch(
             raise  # (a RedisError too, but not a failure to reach Redis)
         except redis.RedisError as exc:
             failure, expected = exc, ""
-        cursor.execute(SELECT_BATCH[vendor], batch_params(layout, wanted, batch_size, vendor))
+        cursor.execute(*batch_query(layout, wanted, batch_size, vendor))
         rows = cursor.fetchall()
         if not rows:
             if failure is not None:

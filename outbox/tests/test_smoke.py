@@ -2,12 +2,13 @@ import dataclasses
 import json
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from outbox import layout as layouts
 from outbox import publish, streams
+from outbox.layout import Layout
 from outbox.models import InboxEntry, OutboxEvent
-from outbox.relay import relay_batch, relay_partition
+from outbox.relay import batch_query, relay_batch, relay_partition
 from outbox.testing import drain
 from outbox.tests.probe.events import ThingHappened
 from outbox.tests.probe.models import Effect
@@ -77,3 +78,35 @@ def test_one_relay_batch_of_several_partitions_puts_each_event_on_its_partition_
         publish(ThingHappened(thing_id=1, step=4))
     stale = dataclasses.replace(layout, generation=layout.generation + 1)
     assert relay_batch(range(4), layout=stale) == 0
+
+
+def test_the_relay_s_select_asks_for_next_partitions_as_one_range_of_slots():
+    layout = Layout(prefix="p", partitions=8, generation=3)
+    sql, params = batch_query(layout, [3, 0, 1], 500)
+    assert sql.count("slot >= %s AND slot < %s") == 2
+    assert params == [0, 1024, 1536, 2048, "p", 3, 500]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_s_select_walks_the_index_of_unpublished_rows_when_they_are_all_there_is(
+    settings,
+):
+    # given a table that holds only unpublished events (a new deployment), analysed
+    settings.OUTBOX_PARTITIONS = 8
+    layout = layouts.current()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO outbox_outboxevent (event_id, event_type, version, aggregate_type, "
+            "aggregate_id, aggregate_version, slot, payload, headers, occurred_at, attempts, "
+            "last_error) SELECT gen_random_uuid(), 'probe.ThingHappened', 1, 'thing', g::text, "
+            "1, (g * 7919) % 4096, '{}', '{}', now(), 0, '' FROM generate_series(1, 20000) g"
+        )
+        cursor.execute("ANALYZE outbox_outboxevent")
+        # when PostgreSQL plans a batch of one partition, and of four
+        for partitions in ([2], [1, 2, 5, 6]):
+            sql, params = batch_query(layout, partitions, 500)
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            # then it walks the index in id order, neither scanning nor sorting the table
+            assert "Index Scan using outbox_event_unpublished" in plan, plan
+            assert "Sort" not in plan, plan

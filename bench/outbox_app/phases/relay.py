@@ -24,7 +24,7 @@ from bench.outbox_app.workspace import (
 )
 from outbox import layout, streams
 from outbox.message import encode_row
-from outbox.relay import MARK_PUBLISHED, SELECT_BATCH, batch_params
+from outbox.relay import MARK_PUBLISHED, batch_query
 
 Run = tuple[float, CpuMeter]
 
@@ -32,9 +32,7 @@ RELAY_HOW = (
     f"outbox.relay.relay_partition({THROUGHPUT_PARTITION}) until it moves nothing "
     "(lease, SELECT, one Lua script: marker check and XADDs, UPDATE, COMMIT)"
 )
-RAW_HOW = (
-    "psycopg + redis-py, no Django: relay.SELECT_BATCH, pipelined XADD, MARK_PUBLISHED, COMMIT"
-)
+RAW_HOW = "psycopg + redis-py, no Django: relay.batch_query, pipelined XADD, MARK_PUBLISHED, COMMIT"
 
 
 def run(ws: Workspace, *, events: int, runs: int) -> dict:
@@ -99,9 +97,9 @@ def select_plan() -> str:
     """How PostgreSQL plans the relay's SELECT as the relay sends it (Django's cursor binds
     the parameters client-side, so the planner sees the partition and the limit)."""
     current = layout.current()
-    params = batch_params(current, [THROUGHPUT_PARTITION], settings.OUTBOX_RELAY_BATCH_SIZE)
+    sql, params = batch_query(current, [THROUGHPUT_PARTITION], settings.OUTBOX_RELAY_BATCH_SIZE)
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + SELECT_BATCH["postgresql"], params)
+        cursor.execute("EXPLAIN " + sql, params)
         lines = [row[0].strip().removeprefix("->").strip() for row in cursor.fetchall()]
     return next((line.split("  (")[0] for line in lines if "on outbox_outboxevent" in line), "?")
 
@@ -126,7 +124,7 @@ def raw_run(ws: Workspace, run: str, count: int) -> Run:
     ws.vacuum()
     current = layout.current()
     batch = settings.OUTBOX_RELAY_BATCH_SIZE
-    params = batch_params(current, [THROUGHPUT_PARTITION], batch)
+    select, params = batch_query(current, [THROUGHPUT_PARTITION], batch)
     stream = streams.key("raw", THROUGHPUT_PARTITION)
     client = redis.Redis.from_url(settings.REDIS_URL)
     moved = 0
@@ -135,7 +133,7 @@ def raw_run(ws: Workspace, run: str, count: int) -> Run:
         with CpuMeter(conn.info.backend_pid) as cpu, Stopwatch() as watch:
             while True:
                 with conn.cursor() as cursor:
-                    cursor.execute(SELECT_BATCH["postgresql"], params)
+                    cursor.execute(select, params)
                     rows = cursor.fetchall()
                     if rows:
                         pipe = client.pipeline(transaction=False)
