@@ -15,7 +15,8 @@ measures:
 - POST -> CONFIRMED latency at each ``--rates`` offered (open loop: order n is due
   at start + n / rate, whatever happened before it), and the POST's own latency;
 - CPU per confirmed order in the closed loop and at each offered rate, by process
-  kind: web, worker, beat, the PostgreSQL backends of its database, and Redis:
+  kind: web, worker, beat, the PostgreSQL backends of its database (those that
+  ended meanwhile included), and Redis:
   from the loop's start until every handler of every group has applied what its
   orders caused, divided by those orders. At an offered rate it includes what
   the idle shop costs meanwhile (the readers' ticks, the beat) and is steadier
