@@ -250,7 +250,8 @@ def relay_held(
 ) -> RelayResult:
     """Relay partitions whose leases the caller holds, until drained or out of time.
 
-    ``more`` says that time (or ``max_batches`` full batches) ran out first. When Redis lost its data, it first republishes what the groups had not
+    ``more`` says that time (or ``max_batches`` full batches) ran out first.
+    When Redis lost its data, it first republishes what the groups had not
     applied (``replay.recover_if_lost``), so that nothing newer overtakes it.
     """
     from outbox.replay import recover_if_lost
