@@ -1,8 +1,8 @@
 """The in-process dispatch of a payment's phase: a dead connection is replaced, not fatal."""
 
-import psycopg
+import threading
+
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -18,16 +18,21 @@ def _backend() -> int:
 
 
 def _terminate(pid: int) -> None:
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname=db["NAME"],
-        user=db["USER"] or None,
-        password=db["PASSWORD"] or None,
-        host=db["HOST"] or "localhost",
-        port=db["PORT"] or 5432,
-        autocommit=True,
-    ) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    """End a backend from another session, waiting (at most 5 s) until it is gone."""
+    ended: list[bool] = []
+
+    def terminate() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+                ended.append(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=terminate)
+    thread.start()
+    thread.join(timeout=10)
+    assert ended == [True]
 
 
 def test_a_run_on_a_connection_that_died_while_idle_goes_again_on_a_new_one():
