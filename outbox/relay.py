@@ -218,9 +218,8 @@ def relay_batch(
         else:
             _mark(cursor, ids)
     if failure is not None:
-        logger.warning(
-            "relay: XADD to partition(s) %s failed: %s", ", ".join(map(str, wanted)), failure
-        )
+        names = ", ".join(streams.stream_name(partition) for partition in wanted)
+        logger.warning("relay: XADD to %s failed: %s", names, failure)
         raise failure
     metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
     metrics.RELAY_BATCH_SIZE.observe(len(rows))
