@@ -72,38 +72,6 @@ class OrderOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-# What ``OrderOutputSerializer`` makes of an order, without building and binding its
-# fields for every response (a deep copy of each declared field per serializer):
-# 15 instead of 200 us per placed order; the values go through the same DRF fields.
-# A test checks that both give the same.
-_MONEY = serializers.DecimalField(max_digits=12, decimal_places=2)
-_WHEN = serializers.DateTimeField()
-
-
-def order_representation(order: Order) -> dict[str, Any]:
-    """``OrderOutputSerializer(order).data``, for the response of ``POST /api/orders/``."""
-    return {
-        "id": order.pk,
-        "customer_id": order.customer_id,
-        "status": order.status,
-        "cancel_reason": order.cancel_reason,
-        "cancel_reason_code": order.cancel_reason_code,
-        "lines": [
-            {
-                "sku": line.sku,
-                "name": line.name,
-                "unit_price": _MONEY.to_representation(line.unit_price),
-                "quantity": line.quantity,
-            }
-            for line in order.lines.all()
-        ],
-        "total": _MONEY.to_representation(order.total),
-        "currency": order.currency,
-        "created_at": _WHEN.to_representation(order.created_at),
-        "updated_at": _WHEN.to_representation(order.updated_at),
-    }
-
-
 class TimelineOutputSerializer(serializers.Serializer):
     type = serializers.CharField(source="event_type")
     occurred_at = serializers.DateTimeField()
@@ -208,7 +176,7 @@ class OrderCollectionApi(APIView):
             raise DomainError(exc.message, field=IDEMPOTENCY_HEADER) from exc
         logs.bind(order_id=placed.order.pk)
         return Response(
-            order_representation(placed.order),
+            OrderOutputSerializer(placed.order).data,
             status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,
             headers={"Location": reverse("orders:detail", args=[placed.order.pk])},
         )

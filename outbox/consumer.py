@@ -69,10 +69,13 @@ def lease_name(group: str) -> str:
     return f"outbox.consume.{group}"
 
 
-def _run_handler(group: str, message: Message, handler: Handler) -> None:
-    # What it publishes is caused by the message; its log lines name the event.
-    with context.handling(group, message):
-        handler.func([message] if handler.many else message)
+def _run_handler(group: str, handler: Handler, messages: Sequence[Message]) -> None:
+    """One call of ``handler``: ``messages`` (upcast) if it takes many, else the one.
+
+    What it publishes is caused by the (last) message; its log lines name the event.
+    """
+    with context.handling(group, messages[-1]):
+        handler.func(list(messages) if handler.many else messages[0])
 
 
 def _runs(plan: Sequence[Apply]) -> Iterator[list[Apply]]:
@@ -102,7 +105,7 @@ def apply(group: str, message: Message, handler: Handler, *, savepoint: bool = T
             cursor.execute(INSERT_INBOX, [group, event_id, message.type, timezone.now()])
             if cursor.fetchone() is None:
                 return False
-        _run_handler(group, message, handler)
+        _run_handler(group, handler, [message])
     return True
 
 
@@ -188,7 +191,7 @@ class PartitionConsumer:
         re-read from the pending list always go the careful way. A group with
         ``transaction_per_event`` commits each event on its own.
         """
-        if fresh and self.only_skipped(entries):
+        if fresh and self._only_skipped(entries):
             # Only other groups' business (the common case at low rates): no transaction.
             return BatchResult(acks=[entry_id for entry_id, _ in entries])
         result = None
@@ -200,7 +203,7 @@ class PartitionConsumer:
             result.observe(self.group.name)
         return result
 
-    def only_skipped(self, entries: Sequence[Entry]) -> bool:
+    def _only_skipped(self, entries: Sequence[Entry]) -> bool:
         return all(skipped(self.group, fields) for _, fields in entries)
 
     def _dead(
@@ -258,8 +261,7 @@ class PartitionConsumer:
                 handler = run[0].handler
                 try:
                     messages = [verdict.handler.upcast(verdict.message) for verdict in run]
-                    with context.handling(self.group.name, messages[-1]):
-                        handler.func(messages if handler.many else messages[0])
+                    _run_handler(self.group.name, handler, messages)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 if connection.needs_rollback:
@@ -343,6 +345,27 @@ def handle_fresh(
     for result in results:
         result.observe(group)
     return results
+
+
+def handle_read(batches: Sequence[tuple[PartitionConsumer, Sequence[Entry]]]) -> list[BatchResult]:
+    """The fresh entries one read brought a group, of each of its partitions; a result each.
+
+    A group that batches applies all the partitions that hold work for it in one
+    transaction (``handle_fresh``); if a handler fails there, or the group commits
+    each event, each partition goes on its own (``PartitionConsumer.handle``).
+    """
+    work = [
+        i for i, (consumer, entries) in enumerate(batches) if not consumer._only_skipped(entries)
+    ]
+    done: dict[int, BatchResult] = {}
+    if len(work) > 1 and not batches[0][0].group.transaction_per_event:
+        together = handle_fresh([batches[i] for i in work])
+        if together is not None:
+            done = dict(zip(work, together, strict=True))
+    return [
+        done[i] if i in done else consumer.handle(entries, fresh=True)
+        for i, (consumer, entries) in enumerate(batches)
+    ]
 
 
 def read(

@@ -190,8 +190,8 @@ def relay_batch(
                 raise MarkerLost(f"the marker {marker} changed")
             return 0
         ids = [row[0] for row in rows]
-        keys = [marker]
         if failure is None:
+            keys = [marker]
             key_of: dict[int, int] = {}  # partition -> its stream's index in keys (from 1)
             batch = []
             for row in rows:

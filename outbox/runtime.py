@@ -45,7 +45,7 @@ from django.utils import timezone
 from outbox import layout as layouts
 from outbox import streams
 from outbox.conf import conf
-from outbox.consumer import BatchResult, PartitionConsumer, handle_fresh, lease_name, read
+from outbox.consumer import BatchResult, PartitionConsumer, handle_read, lease_name, read
 from outbox.failures import stale_plan
 from outbox.layout import Layout
 from outbox.lease import LeaseSet, supported
@@ -305,16 +305,17 @@ class RelayReader(Reader):
             self.next_poll = now + RELAY_POLL_S
             self.dirty |= self.leases.held
         dirty = sorted(self.dirty & self.leases.held)
-        if len(dirty) > 1:
-            # One batch for all (a statement each for the SELECT and the UPDATE, one
-            # round trip to Redis); a backlog is then worked partition by partition,
-            # so that one partition's does not hold the others back.
-            sent = relay_held(
+        # One batch for all (a statement each for the SELECT and the UPDATE, one round
+        # trip to Redis); a backlog is then worked partition by partition, so that one
+        # partition's does not hold the others back.
+        if (
+            dirty
+            and not relay_held(
                 dirty, layout=self.layout, client=self.client, max_seconds=0.5, max_batches=1
-            )
-            if not sent.more:
-                self.dirty.difference_update(dirty)
-                dirty = []
+            ).more
+        ):
+            self.dirty.difference_update(dirty)
+            dirty = []
         for partition in dirty:
             result = relay_held(partition, layout=self.layout, client=self.client, max_seconds=0.5)
             if not result.more:
@@ -444,18 +445,9 @@ class GroupReader(Reader):
             for partition, entries in replies
             if entries and (held := self.held.get(partition)) is not None
         ]
-        if self.batching:
-            # One transaction for every partition that brought this group work.
-            work = [item for item in fresh if not item[1].worker.only_skipped(item[2])]
-            if len(work) > 1:
-                results = handle_fresh([(state.worker, entries) for _, state, entries in work])
-                if results is not None:
-                    done = {partition for partition, _, _ in work}
-                    for (partition, state, _), batch in zip(work, results, strict=True):
-                        self._handled(partition, state, batch, fresh=True)
-                    fresh = [item for item in fresh if item[0] not in done]
-        for partition, state, entries in fresh:
-            self._handle(partition, state, entries, fresh=True)
+        batches = handle_read([(state.worker, entries) for _, state, entries in fresh])
+        for (partition, state, _), batch in zip(fresh, batches, strict=True):
+            self._handled(partition, state, batch, fresh=True)
 
     def _drain_pending(self, partition: int, state: _Held) -> None:
         ids = self.unacked.pop(partition, None)
@@ -469,13 +461,9 @@ class GroupReader(Reader):
             if not entries:
                 state.pending = False
                 return
-            if self._handle(partition, state, entries, fresh=False):
+            batch = state.worker.handle(entries, fresh=False)
+            if self._handled(partition, state, batch, fresh=False):
                 return  # a failed entry waits for its retry
-
-    def _handle(self, partition: int, state: _Held, entries: list, *, fresh: bool) -> bool:
-        return self._handled(
-            partition, state, state.worker.handle(entries, fresh=fresh), fresh=fresh
-        )
 
     def _handled(self, partition: int, state: _Held, batch: BatchResult, *, fresh: bool) -> bool:
         self.db_ok_at = time.monotonic()
