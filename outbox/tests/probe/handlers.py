@@ -2,7 +2,8 @@
 
 - "ok": record the effect.
 - "fail": raise while the Switch ``fail`` is on (fixable fault).
-- "block": wait on the PostgreSQL advisory lock 4242 (a test holds it to park a worker).
+- "block": wait on the PostgreSQL advisory lock 4242 (a test holds it to park a worker),
+  then hold it until the batch's transaction ends.
 - "deadlock": raise what a deadlock raises, while ``DEADLOCKS["left"]`` counts down (in-process).
 - "caught": after its effect, a service's block (``outbox.atomic``) writes a step -1
   effect and fails; the handler catches that, as a handler that ignores a ``Conflict`` does.
@@ -49,9 +50,12 @@ def _record(group: str, message: Message) -> None:
     if kind == "deadlock" and DEADLOCKS["left"] > 0:
         _deadlock()
     if kind == "block":
+        # A transaction's lock, not a session's: when lock_timeout cancels the wait in
+        # the instant the lock is granted, PostgreSQL raises with the lock taken, and a
+        # session lock would stay with the reader's session (the next try takes it
+        # again, re-entrantly) and hold every other group back for good.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(4242)")
-            cursor.execute("SELECT pg_advisory_unlock(4242)")
+            cursor.execute("SELECT pg_advisory_xact_lock(4242)")
     with outbox.atomic():
         _effect(group, message)
     if kind == "caught":
