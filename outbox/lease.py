@@ -57,6 +57,9 @@ def held(name: str, partition: int, *, wait_s: float = 0.0) -> Iterator[bool]:
     k1 = name_key(name)
     with connection.cursor() as cursor:
         if wait_s > 0:
+            # The wait's own limit, then the session's again (a reader's, say, is not 0).
+            cursor.execute("SELECT current_setting('lock_timeout')")
+            before = cursor.fetchone()[0]
             cursor.execute(
                 "SELECT set_config('lock_timeout', %s, false)", [f"{int(wait_s * 1000)}ms"]
             )
@@ -68,7 +71,7 @@ def held(name: str, partition: int, *, wait_s: float = 0.0) -> Iterator[bool]:
                     raise
                 got = False
             finally:
-                cursor.execute("SELECT set_config('lock_timeout', '0', false)")
+                cursor.execute("SELECT set_config('lock_timeout', %s, false)", [before])
         else:
             cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [k1, partition])
             got = bool(cursor.fetchone()[0])

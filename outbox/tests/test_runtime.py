@@ -27,6 +27,7 @@ from outbox.tests.support import (
     lock_waiters,
     lock_waits,
     published_steps,
+    raw_connection,
     thing_event,
 )
 
@@ -311,3 +312,29 @@ def test_a_batch_waiting_for_a_lock_gives_way_without_a_failure_and_applies_once
     for group in GROUPS:
         assert applied_steps(group, thing.pk) == [1]
     assert not DeliveryFailure.objects.exists()
+
+
+def _lock_timeout() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        return cursor.fetchone()[0]
+
+
+def test_waiting_for_a_lease_leaves_the_session_s_own_lock_timeout():
+    # given a session with a lock_timeout of its own (as a reader's is), and a lease
+    # that another session holds
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', '1234ms', false)")
+    other = raw_connection()
+    try:
+        other.execute("SELECT pg_advisory_lock(%s, 0)", [lease.name_key("outbox.probe-wait")])
+        # when it waits for the lease in vain, and then for a free one
+        with lease.held("outbox.probe-wait", 0, wait_s=0.2) as got_held:
+            assert got_held is False
+        assert _lock_timeout() == "1234ms"
+        with lease.held("outbox.probe-free", 0, wait_s=0.2) as got_free:
+            assert got_free is True
+    finally:
+        other.close()
+    # then its own lock_timeout is back each time
+    assert _lock_timeout() == "1234ms"
